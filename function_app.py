@@ -1,0 +1,19 @@
+"""Composition root: validate settings, build the one FunctionApp, register the blueprints.
+
+Nothing else lives here. Importing this module fails fast, naming the setting, when configuration is
+missing or still holds an unresolved Key Vault reference, so a broken deployment never serves traffic.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions import health
+from shared.config import get_settings
+
+settings = get_settings()
+
+# Function keys are not the access control for PHI routes: every PHI route validates an Entra ID token
+# itself, and the network only admits traffic from API Management (docs/authorization.md).
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+app.register_functions(health.bp)

@@ -1,0 +1,1 @@
+"""Blueprints of the sample clinical workload: thin handlers over `shared/`."""

@@ -1,0 +1,1 @@
+"""Middleware that teams keep when they replace the sample workload. Never imports `functions/`."""

@@ -1,0 +1,72 @@
+"""The host says "0 functions found" and nothing else when an import fails. Guard against that."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import BASE_TEST_ENV, ROOT, FunctionDriver
+
+EXPECTED_FUNCTIONS = {"health"}
+
+_INDEX_SCRIPT = """
+import json, function_app
+out = []
+for f in function_app.app.get_functions():
+    out.append({"name": f.get_function_name(), **json.loads(f.get_function_json())})
+print(json.dumps(out))
+"""
+
+
+def _index_in_fresh_process() -> list[dict[str, object]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OIDC_", "LOCAL_SECRET_"))}
+    env.update(BASE_TEST_ENV)
+    result = subprocess.run(
+        [sys.executable, "-c", _INDEX_SCRIPT],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return list(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_function_app_indexes_expected_functions_in_a_clean_process() -> None:
+    names = {str(f["name"]) for f in _index_in_fresh_process()}
+    assert names >= EXPECTED_FUNCTIONS, f"missing: {EXPECTED_FUNCTIONS - names}"
+
+
+def test_every_binding_connection_is_a_setting_name() -> None:
+    for function in _index_in_fresh_process():
+        for binding in function["bindings"]:  # type: ignore[attr-defined]
+            connection = binding.get("connection")
+            if connection is None:
+                continue
+            assert "=" not in connection and ";" not in connection, (
+                f"{function['name']}: binding connection must name a setting, not inline a connection string"
+            )
+            assert connection in {"PhiStorage", "ServiceBusConnection"}, connection
+
+
+def test_clean_process_import_fails_loudly_without_settings() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OIDC_",))}
+    result = subprocess.run(
+        [sys.executable, "-c", "import function_app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "OIDC_TENANT_ID" in result.stderr
+
+
+def test_driver_sees_the_same_functions(driver: FunctionDriver) -> None:
+    assert set(driver.functions) >= EXPECTED_FUNCTIONS
