@@ -31,6 +31,9 @@ from azure.functions._abc import TraceContext
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Fixture modules per area, so each area's fixtures stay next to each other and out of this file.
+pytest_plugins = ["tests.fixtures.oidc", "tests.fixtures.telemetry", "tests.fixtures.data"]
+
 # Azurite's account name and key are public, documented emulator values (not secrets); they work only
 # against a local Azurite. https://learn.microsoft.com/azure/storage/common/storage-use-azurite
 AZURITE_ACCOUNT = "devstoreaccount1"
