@@ -1,0 +1,1 @@
+"""Database access: connection factory (Azure SQL via pyodbc, embedded SQLite locally) and schema."""

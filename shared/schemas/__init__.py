@@ -1,0 +1,1 @@
+"""Minimum-necessary schemas. `MODELS` lists every stored or transmitted model (inventory, tests)."""
