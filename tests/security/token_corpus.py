@@ -216,7 +216,9 @@ CORPUS: tuple[Attack, ...] = (
     # ---- who the caller is
     Attack("no_scp_no_roles", lambda o: _bearer(o.token(scp=None, drop=["roles"])), 401, "no_permissions"),
     Attack("empty_scp_empty_roles", lambda o: _bearer(o.token(scp="", roles=[])), 401, "no_permissions"),
-    Attack("roles_not_a_list", lambda o: _bearer(o.sign({**o.claims(), "roles": "Clinician"})), 401, "malformed"),
+    Attack(
+        "roles_not_a_list", lambda o: _bearer(o.sign({**o.claims(), "roles": "Clinician"})), 401, "malformed"
+    ),
     Attack(
         "guest_from_other_tenant",
         lambda o: _bearer(o.token(idp=f"https://sts.windows.net/{_other_guid()}/")),
@@ -236,4 +238,3 @@ CORPUS: tuple[Attack, ...] = (
 
 def attack_ids(corpus: Sequence[Attack]) -> list[str]:
     return [a.name for a in corpus]
-
