@@ -10,8 +10,10 @@ import azure.functions as func
 
 from functions import health
 from shared.config import get_settings
+from shared.telemetry import configure_telemetry
 
 settings = get_settings()
+configure_telemetry(settings)  # before anything logs: every signal goes through redaction
 
 # Function keys are not the access control for PHI routes: every PHI route validates an Entra ID token
 # itself, and the network only admits traffic from API Management (docs/authorization.md).
