@@ -55,7 +55,7 @@ demo: setup
 	$(PY) -m scripts.demo
 
 bench: setup
-	$(PY) -m pytest tests/benchmarks --benchmark-only -p no:randomly $(PYTEST_ARGS)
+	$(PY) -m pytest tests/benchmarks -o addopts="--strict-markers --strict-config -ra" --benchmark-only -s $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache
