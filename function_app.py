@@ -10,10 +10,13 @@ import azure.functions as func
 
 from functions import health
 from shared.config import get_settings
+from shared.http_route import add_observer
+from shared.route_audit import TelemetryAuditObserver
 from shared.telemetry import configure_telemetry
 
 settings = get_settings()
 configure_telemetry(settings)  # before anything logs: every signal goes through redaction
+add_observer(TelemetryAuditObserver())  # PHI routes: invocation span + audit of every 401/403
 
 # Function keys are not the access control for PHI routes: every PHI route validates an Entra ID token
 # itself, and the network only admits traffic from API Management (docs/authorization.md).

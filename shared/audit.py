@@ -50,6 +50,7 @@ __all__ = [
     "EntityPseudonymizer",
     "audit_trail",
     "client_address_from",
+    "install_audit_trail",
     "register_pseudonymizer",
 ]
 
@@ -238,17 +239,29 @@ class AuditTrail:
 
 
 _pseudonymizer_factory: Callable[[], EntityPseudonymizer] | None = None
+_installed: AuditTrail | None = None
 
 
 def register_pseudonymizer(factory: Callable[[], EntityPseudonymizer] | None) -> None:
     """Composition root: how the audit trail gets the data layer's keyed pseudonymizer."""
     global _pseudonymizer_factory
     _pseudonymizer_factory = factory
-    audit_trail.cache_clear()
+    _build_audit_trail.cache_clear()
+
+
+def install_audit_trail(trail: AuditTrail | None) -> None:
+    """Use `trail` instead of the one built from settings (tests; None restores the default)."""
+    global _installed
+    _installed = trail
+
+
+def audit_trail() -> AuditTrail:
+    """The process-wide trail: archive blob sink first, then the OTel sink."""
+    return _installed if _installed is not None else _build_audit_trail()
 
 
 @lru_cache(maxsize=1)
-def audit_trail() -> AuditTrail:
+def _build_audit_trail() -> AuditTrail:
     settings = get_settings()
     container = settings.storage.audit_container
     archive = BlobArchiveAuditSink(lambda: get_storage_clients().blob.get_container_client(container))

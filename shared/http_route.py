@@ -59,6 +59,8 @@ class RequestContext:
     invocation_id: str
     trace_parent: str | None
     permission: Permission
+    # As received; only `shared.audit` interprets it, and only when TRUST_FORWARDED_FOR says APIM set it.
+    forwarded_for: str | None = None
 
 
 Handler = Callable[[func.HttpRequest, Principal, RequestContext], func.HttpResponse]
@@ -151,6 +153,7 @@ def _invoke(
         invocation_id=str(getattr(context, "invocation_id", "") or ""),
         trace_parent=getattr(getattr(context, "trace_context", None), "trace_parent", None),
         permission=permission,
+        forwarded_for=req.headers.get("X-Forwarded-For"),
     )
     observers = tuple(_OBSERVERS)
     try:

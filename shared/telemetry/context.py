@@ -30,14 +30,16 @@ _KINDS: dict[str, tuple[SpanKind, str]] = {
 
 def parent_context(invocation_context: Any | None) -> otel_context.Context | None:
     """The host's trace context for this invocation, or None (a new trace) if it has none."""
-    trace_context = getattr(invocation_context, "trace_context", None)
-    traceparent = getattr(trace_context, "trace_parent", None) or getattr(trace_context, "Traceparent", None)
-    if not traceparent:
+    # A Functions `Context` carries `trace_context`; `shared.http_route.RequestContext` carries the
+    # traceparent string itself.
+    trace_context = getattr(invocation_context, "trace_context", None) or invocation_context
+    traceparent = getattr(trace_context, "trace_parent", None)
+    if not isinstance(traceparent, str) or not traceparent:
         return None
-    carrier = {"traceparent": str(traceparent)}
-    tracestate = getattr(trace_context, "trace_state", None) or getattr(trace_context, "Tracestate", None)
-    if tracestate:
-        carrier["tracestate"] = str(tracestate)
+    carrier = {"traceparent": traceparent}
+    tracestate = getattr(trace_context, "trace_state", None)
+    if isinstance(tracestate, str) and tracestate:
+        carrier["tracestate"] = tracestate
     return _PROPAGATOR.extract(carrier)
 
 
