@@ -189,6 +189,21 @@ class DocumentStore:
             raise IntegrityError()
         return b"".join(parts)
 
+    def verify(self, blob_name: str, sha256: str, content_type: str) -> int:
+        """Re-check a stored blob (streamed, no copy): its type signature and its hash. Returns its size.
+
+        `UnsupportedMediaType` if the bytes do not match the type, `IntegrityError` if the hash differs,
+        `NotFound` if the blob is gone.
+        """
+        guard = _Guard(normalise_content_type(content_type), max_bytes=self._max_bytes)
+        for chunk in self.stream(blob_name):
+            guard.feed(chunk)
+        guard.finish()
+        if guard.digest.hexdigest() != sha256:
+            logger.error("Document failed its integrity check")
+            raise IntegrityError()
+        return guard.size
+
     def delete(self, blob_name: str) -> bool:
         """Delete a blob (and its snapshots). False when it was already gone (retention is idempotent)."""
         try:

@@ -60,6 +60,7 @@ class OutputField:
     source: str
 
 
+@cache
 def output_fields(model: type[BaseModel], view: str | None = RESEARCHER) -> tuple[OutputField, ...]:
     """The de-identified fields produced from `model` (for one view, or for every field with view=None)."""
     out: list[OutputField] = []
@@ -158,8 +159,13 @@ class SafeHarbor:
         return self.pseudonymizer.pseudonym(kind, stable_id)
 
 
+@cache
+def _classifications(model: type[BaseModel]) -> dict[str, Classification]:
+    return dict(classified_fields(model))
+
+
 def _classification(record: BaseModel, name: str) -> Classification:
-    return dict(classified_fields(type(record)))[name]
+    return _classifications(type(record))[name]
 
 
 def _rule_of(record: BaseModel, name: str) -> Deid:

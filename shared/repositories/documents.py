@@ -63,6 +63,15 @@ class DocumentRepository:
 
         return self._db.run(work)
 
+    def delete(self, document_id: str) -> bool:
+        """Remove a record (undo of a failed upload). False when it was already gone."""
+
+        def work(cursor: Cursor) -> bool:
+            cursor.execute("DELETE FROM documents WHERE id = ?", (document_id,))
+            return bool(cursor.rowcount == 1)
+
+        return self._db.run(work)
+
     def list_for_patient(self, patient_id: str) -> list[DocumentRecord]:
         def work(cursor: Cursor) -> list[DocumentRecord]:
             cursor.execute(_SELECT + " WHERE patient_id = ? ORDER BY created_at, id", (patient_id,))
