@@ -22,12 +22,13 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast, get_args
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from shared.errors import AppError, DependencyUnavailable, NotFound, PayloadTooLarge, UnsupportedMediaType
+from shared.schemas.types import ContentType
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ _SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "text/plain": (),
 }
 ALLOWED_CONTENT_TYPES = frozenset(_SIGNATURES)
+if set(get_args(ContentType)) != ALLOWED_CONTENT_TYPES:  # keep the schema's ContentType in step
+    raise TypeError("shared.schemas.types.ContentType and the blob allow-list differ")
 _SNIFF_BYTES = 8
 _TEXT_CONTROLS = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D}
 
@@ -46,7 +49,7 @@ _TEXT_CONTROLS = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D}
 @dataclass(frozen=True)
 class StoredBlob:
     blob_name: str
-    content_type: str
+    content_type: ContentType
     size_bytes: int
     sha256: str
 
@@ -55,7 +58,7 @@ class IntegrityError(AppError):
     status, code, title = 500, "integrity_check_failed", "The stored document failed its integrity check"
 
 
-def normalise_content_type(declared: str | None) -> str:
+def normalise_content_type(declared: str | None) -> ContentType:
     """`text/plain; charset=utf-8` -> `text/plain`; anything not allowed -> 415."""
     base = (declared or "").split(";", 1)[0].strip().lower()
     if base not in ALLOWED_CONTENT_TYPES:
@@ -64,13 +67,13 @@ def normalise_content_type(declared: str | None) -> str:
         params = (declared or "").split(";", 1)[1].replace(" ", "").lower()
         if params not in ("", "charset=utf-8"):
             raise UnsupportedMediaType("unsupported_charset")
-    return base
+    return cast(ContentType, base)
 
 
 class _Guard:
     """Counts, hashes and checks chunks as they pass from the request to Blob."""
 
-    def __init__(self, content_type: str, max_bytes: int) -> None:
+    def __init__(self, content_type: ContentType, max_bytes: int) -> None:
         self.content_type = content_type
         self.max_bytes = max_bytes
         self.size = 0

@@ -31,7 +31,7 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError
 
 from shared.config import Settings, SettingsError, SqlSettings
-from shared.errors import DependencyUnavailable
+from shared.errors import AppError, Conflict, DependencyUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,12 @@ class Cursor(Protocol):
     def execute(self, sql: str, params: Any = ..., /) -> Any: ...
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
+
+
+class DatabaseError(AppError):
+    """A non-transient database failure; its text is fixed (driver messages may quote values)."""
+
+    status, code, title = 500, "database_error", "The database could not complete the request"
 
 
 def pack_access_token(token: str) -> bytes:
@@ -153,7 +159,13 @@ class Database:
                 return self._run_once(work)
             except self._driver_errors as exc:
                 if not self._transient(exc):
-                    raise
+                    # Driver messages can quote values (SQL Server's duplicate-key error names the key),
+                    # so they never travel on: a fixed-text error with the SQLSTATE only.
+                    state, _ = odbc_error_numbers(exc)
+                    integrity = (state or "").startswith("23") or type(exc).__name__ == "IntegrityError"
+                    failure: AppError = Conflict("constraint_violation") if integrity else DatabaseError()
+                    logger.warning("SQL error", extra={"sqlstate": state, "error_type": type(exc).__name__})
+                    raise failure from None
                 if attempt + 1 >= self._retry.attempts:
                     logger.warning("SQL still failing after retries", extra={"attempts": attempt + 1})
                     raise DependencyUnavailable("sql") from None
@@ -230,12 +242,12 @@ def sqlite_database(path: str) -> Database:
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
-    return Database(connect, "sqlite", driver_errors=(sqlite3.OperationalError,), transient=_sqlite_busy,
+    return Database(connect, "sqlite", driver_errors=(sqlite3.Error,), transient=_sqlite_busy,
                     shared_connection=path == ":memory:")  # fmt: skip
 
 
 def _sqlite_busy(exc: BaseException) -> bool:
-    return "locked" in str(exc) or "busy" in str(exc)
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
 
 def build_database(settings: Settings, credential_factory: Callable[[], TokenCredential]) -> Database:

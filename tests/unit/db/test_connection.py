@@ -16,6 +16,7 @@ from shared.db.connection import (
     SQL_COPT_SS_ACCESS_TOKEN,
     SQL_SCOPE,
     Database,
+    DatabaseError,
     RetryPolicy,
     azure_connection_string,
     azure_sql_database,
@@ -23,7 +24,7 @@ from shared.db.connection import (
     is_transient,
     pack_access_token,
 )
-from shared.errors import DependencyUnavailable
+from shared.errors import Conflict, DependencyUnavailable
 from tests.conftest import BASE_TEST_ENV
 
 AZURE_ENV = {**BASE_TEST_ENV, "SQL_SERVER": "sql-phi.database.windows.net", "SQL_DATABASE": "phi"}
@@ -198,9 +199,26 @@ def test_non_transient_errors_are_not_retried() -> None:
         return conns[-1]
 
     db = Database(connect, "mssql", sleep=lambda _: pytest.fail("no retry"), driver_errors=(pyodbc.Error,))
-    with pytest.raises(pyodbc.Error):
+    with pytest.raises(DatabaseError) as caught:
         db.run(lambda cur: cur.execute("SELECT 1"))
     assert len(conns) == 1 and conns[0].rolled_back
+    assert caught.value.status == 500 and caught.value.__suppress_context__
+
+
+def test_driver_messages_with_values_never_travel_on() -> None:
+    """SQL Server's duplicate-key message quotes the key; the error raised must not."""
+    message = (
+        "[Microsoft][ODBC Driver 18 for SQL Server][SQL Server]Violation of UNIQUE KEY constraint "
+        "'uq_patients_mrn'. The duplicate key value is (MRN0042SYNTH). (2627) (SQLExecDirectW)"
+    )
+    db = Database(
+        lambda: _FakeConnection(pyodbc.Error("23000", message)), "mssql", driver_errors=(pyodbc.Error,)
+    )
+    with pytest.raises(Conflict) as caught:
+        db.run(lambda cur: cur.execute("INSERT"))
+    assert caught.value.code == "constraint_violation"
+    assert "MRN0042SYNTH" not in repr(caught.value) + str(caught.value) + str(caught.value.errors)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
 def test_backoff_is_capped() -> None:
