@@ -11,6 +11,7 @@ import functools
 import inspect
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +33,12 @@ from azure.functions._abc import TraceContext
 ROOT = Path(__file__).resolve().parent.parent
 
 # Fixture modules per area, so each area's fixtures stay next to each other and out of this file.
-pytest_plugins = ["tests.fixtures.oidc", "tests.fixtures.telemetry", "tests.fixtures.data"]
+pytest_plugins = [
+    "tests.fixtures.oidc",
+    "tests.fixtures.telemetry",
+    "tests.fixtures.data",
+    "tests.fixtures.workload",
+]
 
 # Azurite's account name and key are public, documented emulator values (not secrets); they work only
 # against a local Azurite. https://learn.microsoft.com/azure/storage/common/storage-use-azurite
@@ -177,7 +183,8 @@ def azurite() -> Iterator[Azurite]:
             table_endpoint=f"http://127.0.0.1:{table}/{AZURITE_ACCOUNT}",
         )
     finally:
-        proc.terminate()
+        # Azurite shuts down on SIGINT (Ctrl-C) at once; it ignores SIGTERM until its own timeout.
+        proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

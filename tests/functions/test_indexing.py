@@ -9,7 +9,13 @@ import sys
 
 from tests.conftest import BASE_TEST_ENV, ROOT, FunctionDriver
 
-EXPECTED_FUNCTIONS = {"health"}
+EXPECTED_FUNCTIONS = {
+    "health",
+    "patients_create",
+    "patients_read",
+    "documents_upload",
+    "documents_download",
+}
 
 _INDEX_SCRIPT = """
 import json, function_app
