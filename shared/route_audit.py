@@ -17,6 +17,13 @@ from shared.telemetry.context import invocation_span
 
 
 class TelemetryAuditObserver(RouteObserver):
+    # One per process: registering it twice (composition root + a test) must not audit twice.
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
     def invocation(self, ctx: RequestContext) -> AbstractContextManager[object]:
         return invocation_span(ctx, ctx.function_name, "http")
 

@@ -165,7 +165,9 @@ _RULES: tuple[tuple[re.Pattern[str], str, str], ...] = (
     # always encoded, and over-redacting prose after a URL is the safe failure.
     (re.compile(r"(?i)\b(?:https?|wss?|ftp)://[^\s?#'\"<>]*(?:[?#][^'\"<>\r\n]*)?"), "", "url"),
     (
-        re.compile(rf"(?i)(\b(?:{_KNOWN_FIELDS})\b['\"]?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|.+?{_VALUE_END})"),
+        re.compile(
+            rf"(?i)(\b(?:{_KNOWN_FIELDS})\b['\"]?\s*[:=]\s*)(\[redacted\]|\"[^\"]*\"|'[^']*'|.+?{_VALUE_END})"
+        ),
         r"\1" + REDACTED,
         "kv",
     ),
@@ -291,12 +293,19 @@ def scrub_attribute(key: str, value: object) -> AttributeValue | None:
     return REDACTED
 
 
+_SCALARS = frozenset({str, int, float, bool})
+
+
 def scrub_attributes(attributes: Mapping[str, object] | None) -> dict[str, AttributeValue]:
     """Allow-listed keys pass, sensitive headers and exception messages are dropped, the rest redacted."""
     if not attributes:
         return {}
     out: dict[str, AttributeValue] = {}
     for key, value in attributes.items():
+        # Fast path for the common case (allow-listed scalar); the benchmark tracks this loop.
+        if key in SAFE_ATTRIBUTE_KEYS and type(value) in _SCALARS:
+            out[key] = _safe_scalar(value)
+            continue
         kept = scrub_attribute(key, value)
         if kept is not None:
             out[key] = kept

@@ -96,6 +96,10 @@ def _scrub_body(body: Any) -> Any:
     return REDACTED
 
 
+class _ScrubbedLogRecord(ApiLogRecord):
+    """Built only by `RedactingLogHandler`, after scrubbing: the processor need not scrub it twice."""
+
+
 class RedactingLogRecordProcessor(LogRecordProcessor):
     """Scrubs body and attributes in place before the next processor (and its exporter) sees them.
 
@@ -104,13 +108,17 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         record = log_record.log_record
+        if type(record) is _ScrubbedLogRecord:
+            return
         record.body = _scrub_body(record.body)
-        if record.attributes:
-            # BoundedAttributes (mutable here) is replaced as a whole so no unscrubbed key survives.
-            cleaned = scrub_attributes(record.attributes)
-            record.attributes.clear()  # type: ignore[attr-defined]
+        attributes = record.attributes
+        if attributes:
+            cleaned = scrub_attributes(attributes)
+            for key in [k for k in attributes if k not in cleaned]:
+                del attributes[key]  # type: ignore[attr-defined]
             for key, value in cleaned.items():
-                record.attributes[key] = value  # type: ignore[index]
+                if attributes.get(key) != value:
+                    attributes[key] = value  # type: ignore[index]
         record.exception = None  # the SDK would re-derive message and stack text from it
 
     def shutdown(self) -> None:
@@ -169,12 +177,12 @@ class RedactingLogHandler(logging.Handler):
             attributes["exception.type"] = exception_type_name(exc_type)
             attributes["exception.stacktrace"] = safe_stacktrace(exc_type, tb)
         number, text = _severity(record.levelno)
-        return ApiLogRecord(
+        return _ScrubbedLogRecord(
             timestamp=int(record.created * 1e9),
             severity_number=number,
             severity_text=text,
             body=scrub_log_message(record.msg, record.args),
-            attributes=attributes,
+            attributes=scrub_attributes(attributes),
         )
 
     def flush(self) -> None:

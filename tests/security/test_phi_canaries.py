@@ -16,7 +16,7 @@ from azure.core.pipeline.policies import HttpLoggingPolicy
 from azure.core.rest import HttpRequest
 from opentelemetry.trace import Status, StatusCode
 
-from shared.audit import AuditAction, AuditTrail
+from shared.audit import AuditAction, AuditEvent, AuditTrail
 from shared.audit_sinks import BlobArchiveAuditSink, OTelAuditSink
 from shared.errors import DependencyUnavailable
 from shared.telemetry import invocation_span
@@ -193,7 +193,7 @@ def test_audit_records_in_telemetry_and_archive_carry_no_phi(
 
 
 def test_registered_http_functions_with_canaries_in_headers_and_query(
-    telemetry_capture: TelemetryCapture, driver: FunctionDriver
+    telemetry_capture: TelemetryCapture, driver: FunctionDriver, audit_events: list[AuditEvent]
 ) -> None:
     """Every registered HTTP function without route parameters, with canaries in headers and query.
 
@@ -205,8 +205,13 @@ def test_registered_http_functions_with_canaries_in_headers_and_query(
         trigger = fn.get_trigger()
         if getattr(trigger, "type", "") != "httpTrigger" or "{" in str(trigger.route):
             continue
+        method = str(getattr(trigger.methods[0], "value", trigger.methods[0])) if trigger.methods else "GET"
         response = driver.http(
-            "GET", str(trigger.route), headers=dict(SECRETS), params={"name": NAME, "ssn": SSN}
+            method,
+            str(trigger.route),
+            headers={**SECRETS, "Content-Type": "application/json", "X-Forwarded-For": "203.0.113.10"},
+            params={"name": NAME, "ssn": SSN},
+            body=json.dumps({"name": NAME, "ssn": SSN, "note": NOTE, "dob": DOB}).encode(),
         )
         bodies.append(response.get_body())
     assert bodies, "no HTTP function was driven"
@@ -214,7 +219,8 @@ def test_registered_http_functions_with_canaries_in_headers_and_query(
         log.info("driven %d http functions", len(bodies))
     telemetry_capture.flush()
     telemetry_capture.assert_arrived(["Request", "Message"])
-    telemetry_capture.assert_no_canaries(extra=bodies)
+    audit_lines = [json.dumps(e.to_record()) for e in audit_events]
+    telemetry_capture.assert_no_canaries(extra=[*bodies, *audit_lines])
 
 
 def test_audit_sink_failure_is_a_503_with_nothing_in_it(telemetry_capture: TelemetryCapture) -> None:
