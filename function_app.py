@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions import documents, health, patients
+from functions import document_intake, documents, health, lab_results, patients, retention
 from shared.audit import register_pseudonymizer
 from shared.config import get_settings
 from shared.data import get_pseudonymizer
@@ -27,3 +27,6 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(health.bp)
 app.register_functions(patients.bp)
 app.register_functions(documents.bp)
+app.register_functions(document_intake.bp)
+app.register_functions(lab_results.bp)
+app.register_functions(retention.bp)

@@ -353,7 +353,9 @@ class FunctionDriver:
 
     def timer(self, name: str, past_due: bool = False, context: InvocationContext | None = None) -> Any:
         fn = self.get(name)
-        return self._call(fn, fn.get_trigger().name, func.TimerRequest(past_due=past_due), context)
+        from azure.functions.timer import TimerRequest  # the concrete class; func.TimerRequest is abstract
+
+        return self._call(fn, fn.get_trigger().name, TimerRequest(past_due=past_due), context)
 
 
 @pytest.fixture

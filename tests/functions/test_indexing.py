@@ -15,6 +15,9 @@ EXPECTED_FUNCTIONS = {
     "patients_read",
     "documents_upload",
     "documents_download",
+    "document_intake",
+    "lab_results",
+    "retention_sweep",
 }
 
 _INDEX_SCRIPT = """
