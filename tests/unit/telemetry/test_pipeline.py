@@ -19,6 +19,7 @@ from shared.telemetry.context import invocation_span, parent_context
 from shared.telemetry.exporters import build_exporters
 from shared.telemetry.setup import TelemetryPipeline, activate, active_pipeline, build_pipeline, deactivate
 from tests.conftest import InvocationContext
+from tests.fixtures.telemetry import QUIET_EXPORTER_ENV
 from tests.security.phi_canaries import EVERYTHING, NAME, SSN, find_canaries
 
 
@@ -148,7 +149,7 @@ def test_azure_monitor_exporters_outside_development_use_entra(app_env: object) 
 
     app_env(  # type: ignore[operator]
         APPLICATIONINSIGHTS_CONNECTION_STRING=f"InstrumentationKey={uuid.uuid4()};IngestionEndpoint=http://127.0.0.1:9/",
-        APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
+        **QUIET_EXPORTER_ENV,  # no SDK-stats exporter left running against the dead port
     )
     chosen = build_exporters(get_settings())
     assert isinstance(chosen.spans, AzureMonitorTraceExporter)
@@ -160,8 +161,6 @@ def test_azure_monitor_exporters_outside_development_use_entra(app_env: object) 
         assert production.spans._credential is not None  # managed identity (Entra) in Azure
     finally:
         object.__setattr__(settings, "environment", "Development")
-    for exporter in (*chosen.__dict__.values(), *production.__dict__.values()):
-        exporter.shutdown()
 
 
 def test_configure_telemetry_is_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
