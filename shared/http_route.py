@@ -43,6 +43,7 @@ from shared.errors import AppError, Forbidden, Unauthorized
 from shared.principal import Principal
 from shared.problem import internal_error_response, problem_response
 from shared.roles import Permission
+from shared.scrub import exception_type_name, safe
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +205,9 @@ def _error_response(exc: Exception, ctx: RequestContext) -> func.HttpResponse:
         return problem_response(exc, ctx.correlation_id)
     # Type name only: exception text and tracebacks can carry PHI or token material.
     logger.error(
-        "Unhandled %s in %s (correlation id %s)", type(exc).__name__, ctx.function_name, ctx.correlation_id
+        "Unhandled %s in %s (correlation id %s)",
+        exception_type_name(exc),
+        safe(ctx.function_name),
+        safe(ctx.correlation_id),
     )
     return internal_error_response(ctx.correlation_id)

@@ -34,6 +34,7 @@ from shared.scrub import (
     scrub_log_message,
     scrub_text,
 )
+from shared.telemetry.log_records import REDACTED_MARKER, SAFE_EXC_ATTRIBUTE
 
 # Loggers whose records must never re-enter the pipeline: the exporters log about their own exports.
 _EXCLUDED_LOGGERS = ("opentelemetry", "azure.monitor.opentelemetry")
@@ -172,8 +173,12 @@ class RedactingLogHandler(logging.Handler):
         attributes["code.file.path"] = record.pathname
         attributes["code.function.name"] = record.funcName
         attributes["code.line.number"] = record.lineno
+        safe_exc = attributes.pop(SAFE_EXC_ATTRIBUTE, None)
+        already_redacted = bool(attributes.pop(REDACTED_MARKER, False))
         if record.exc_info and record.exc_info[0] is not None:
-            exc_type, _, tb = record.exc_info
+            safe_exc = (record.exc_info[0], record.exc_info[2])
+        if safe_exc is not None:
+            exc_type, tb = safe_exc
             attributes["exception.type"] = exception_type_name(exc_type)
             attributes["exception.stacktrace"] = safe_stacktrace(exc_type, tb)
         number, text = _severity(record.levelno)
@@ -181,7 +186,10 @@ class RedactingLogHandler(logging.Handler):
             timestamp=int(record.created * 1e9),
             severity_number=number,
             severity_text=text,
-            body=scrub_log_message(record.msg, record.args),
+            # A record from the redacting factory carries its scrubbed message already (no args left).
+            body=record.msg
+            if already_redacted and isinstance(record.msg, str)
+            else scrub_log_message(record.msg, record.args),
             attributes=scrub_attributes(attributes),
         )
 

@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from shared.config import Settings
 from shared.telemetry.exporters import build_exporters
+from shared.telemetry.log_records import install_redacting_record_factory
 from shared.telemetry.redaction import (
     RedactingLogHandler,
     RedactingLogRecordProcessor,
@@ -187,6 +188,8 @@ def configure_telemetry(settings: Settings) -> TelemetryPipeline:
     with _lock:
         if _active is not None:
             return _active  # already configured (or a test pipeline is active): first one wins
+    # Before anything else: the worker forwards every log record to the host, outside our exporters.
+    install_redacting_record_factory()
     pipeline = build_pipeline(settings)
     activate(pipeline)
     with _lock:
