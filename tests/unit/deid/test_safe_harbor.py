@@ -207,7 +207,9 @@ def test_no_output_field_ever_equals_an_input_identifier(**kw: Any) -> None:
     out = render(record, "researcher", harbor(kw["census"]))
     leaked = identifiers & _output_values(out)
     assert not leaked
-    assert kw["note"] not in _output_values(out)
+    assert "note" not in out
+    if kw["note"] not in {str(v) for v in allowed}:  # a note of "0" may equal an allowed age by chance
+        assert kw["note"] not in _output_values(out)
     assert out["zip3"] == "000" or (
         out["zip3"] == kw["postal"][:3] and kw["postal"][:3] not in restricted_zip3(kw["census"])
     )
