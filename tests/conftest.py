@@ -29,6 +29,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 from azure.functions._abc import TraceContext
+from hypothesis import settings as hypothesis_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +73,12 @@ _LEAKY_VARS = (
 for _name in _LEAKY_VARS:
     os.environ.pop(_name, None)
 os.environ.update(BASE_TEST_ENV)
+
+
+# CI runs are reproducible: the same examples every run, and no example database carried between runs.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 def free_port() -> int:

@@ -79,3 +79,17 @@ def test_clean_process_import_fails_loudly_without_settings() -> None:
 
 def test_driver_sees_the_same_functions(driver: FunctionDriver) -> None:
     assert set(driver.functions) >= EXPECTED_FUNCTIONS
+
+
+def test_queue_trigger_names_match_the_settings_the_app_enqueues_to() -> None:
+    """The binding's queue name is a literal; the app enqueues to `DOCUMENT_INTAKE_QUEUE`. They must agree."""
+    from shared.config import load_settings
+
+    expected = load_settings(BASE_TEST_ENV).storage.document_intake_queue
+    queue_triggers = [
+        binding
+        for function in _index_in_fresh_process()
+        for binding in function["bindings"]  # type: ignore[attr-defined]
+        if binding.get("type") == "queueTrigger"
+    ]
+    assert [b["queueName"] for b in queue_triggers] == [expected]
