@@ -24,7 +24,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast, get_args
 
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError, ServiceRequestError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from shared.errors import AppError, DependencyUnavailable, NotFound, PayloadTooLarge, UnsupportedMediaType
@@ -236,7 +241,7 @@ class _storage_errors:
             return
         if isinstance(exc, ResourceNotFoundError):
             raise NotFound() from None
-        if isinstance(exc, ServiceRequestError) or (
+        if isinstance(exc, ServiceRequestError | ServiceResponseError) or (  # refused, or reset mid-call
             isinstance(exc, HttpResponseError)
             and (exc.status_code is None or exc.status_code >= 500 or exc.status_code == 429)
         ):
