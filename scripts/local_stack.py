@@ -1,0 +1,254 @@
+"""Local stand-ins for the demo: Azurite, a loopback OpenID provider, a loopback ingestion endpoint.
+
+Everything binds to 127.0.0.1 on free ports and is torn down on exit. Keys are generated at run time
+and never written to disk. (The test suite has richer equivalents in tests/fixtures; `shared/` depends
+on neither.)
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from shared.roles import DELEGATED_SCOPE
+
+ROOT = Path(__file__).resolve().parent.parent
+# Azurite's documented, public emulator account (not a secret); it only works against a local Azurite.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(server: ThreadingHTTPServer, name: str) -> None:
+    server.daemon_threads = True
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+    ).start()
+
+
+# -------------------------------------------------------------------------------------------- Azurite
+@dataclass(frozen=True)
+class AzuriteEndpoints:
+    blob: str
+    queue: str
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={self.blob};QueueEndpoint={self.queue};"
+        )
+
+
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"azurite exited early with code {proc.returncode}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}?comp=list", timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # any HTTP answer means it is serving
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise RuntimeError("azurite did not start listening in time")
+
+
+@contextmanager
+def azurite() -> Iterator[AzuriteEndpoints]:
+    """Azurite from node_modules on free ports with throw-away data (`npm ci` installs it)."""
+    binary = ROOT / "node_modules" / ".bin" / "azurite"
+    if not binary.exists():
+        raise RuntimeError("node_modules/.bin/azurite is missing: run `make setup` (npm ci) first")
+    location = tempfile.mkdtemp(prefix="demo-azurite-")
+    blob, queue, table = free_port(), free_port(), free_port()
+    args = [str(binary), "--silent", "--skipApiVersionCheck", "--location", location]
+    for service, port in (("blob", blob), ("queue", queue), ("table", table)):
+        args += [f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_listening(blob, proc)
+        _wait_listening(queue, proc)
+        yield AzuriteEndpoints(
+            blob=f"http://127.0.0.1:{blob}/{AZURITE_ACCOUNT}",
+            queue=f"http://127.0.0.1:{queue}/{AZURITE_ACCOUNT}",
+        )
+    finally:
+        # SIGINT is Azurite's clean stop, but it then waits ~10 s for idle keep-alive connections to
+        # close; its data is throw-away, so after a short grace period it is killed.
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(location, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------ OpenID provider
+@dataclass
+class LoopbackOidc:
+    """Entra-shaped metadata + JWKS on loopback, and RS256 access tokens signed with a run-time key."""
+
+    tenant_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    audience: str = field(default_factory=lambda: str(uuid.uuid4()))
+    client_app: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def __post_init__(self) -> None:
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._kid = uuid.uuid4().hex
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def authority(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/{self.tenant_id}/v2.0"
+
+    @property
+    def issuer(self) -> str:
+        return f"https://login.microsoftonline.com/{self.tenant_id}/v2.0"
+
+    def start(self) -> LoopbackOidc:
+        oidc = self
+        jwk: dict[str, Any] = RSAAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
+        jwk.update(kid=self._kid, use="sig", alg="RS256")
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                base = f"http://127.0.0.1:{self.server.server_address[1]}/{oidc.tenant_id}"
+                if self.path == f"/{oidc.tenant_id}/v2.0/.well-known/openid-configuration":
+                    body: dict[str, Any] = {"issuer": oidc.issuer, "jwks_uri": f"{base}/discovery/v2.0/keys"}
+                elif self.path == f"/{oidc.tenant_id}/discovery/v2.0/keys":
+                    body = {"keys": [jwk]}
+                else:
+                    self.send_error(404)
+                    return
+                payload = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        _serve(self._server, "demo-oidc")
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def token(self, roles: Iterable[str], *, app_only: bool = False) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "aud": self.audience,
+            "iss": self.issuer,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 600,
+            "tid": self.tenant_id,
+            "ver": "2.0",
+            "oid": str(uuid.uuid4()),
+            "sub": uuid.uuid4().hex,
+            "azp": self.client_app,
+            "azpacr": "0",
+            "roles": list(roles),
+        }
+        if app_only:
+            claims.update(idtyp="app", idp=f"https://sts.windows.net/{self.tenant_id}/")
+        else:
+            claims["scp"] = DELEGATED_SCOPE
+        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self._kid})
+
+
+# ------------------------------------------------------------------------------- ingestion endpoint
+@dataclass
+class IngestionCapture:
+    """What Application Insights would receive: every request the real exporter POSTs to /v2.1/track."""
+
+    bodies: list[bytes] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def endpoint(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def start(self) -> IngestionCapture:
+        capture = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = gzip.decompress(raw) if self.headers.get("Content-Encoding") == "gzip" else raw
+                with capture._lock:
+                    capture.raw.append(
+                        raw + json.dumps(dict(self.headers.items())).encode() + self.path.encode()
+                    )
+                    capture.bodies.append(body)
+                count = len(json.loads(body)) if body.startswith(b"[") else 1
+                answer = json.dumps({"itemsReceived": count, "itemsAccepted": count, "errors": []}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        _serve(self._server, "demo-ingestion")
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def envelopes(self) -> list[dict[str, Any]]:
+        with self._lock:
+            bodies = list(self.bodies)
+        out: list[dict[str, Any]] = []
+        for body in bodies:
+            if body.startswith(b"["):
+                out.extend(json.loads(body))
+        return out
+
+    def all_bytes(self) -> list[bytes]:
+        with self._lock:
+            return [*self.raw, *self.bodies]
