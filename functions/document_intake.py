@@ -47,7 +47,7 @@ def parse_message(body: bytes) -> str:
         if not isinstance(payload, dict) or set(payload) != {"documentId"}:
             raise ValueError
         return str(uuid.UUID(str(payload["documentId"])))
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError):  # RecursionError: deeply nested JSON
         raise PermanentMessageError("malformed_message") from None
 
 
