@@ -193,7 +193,8 @@ def azurite() -> Iterator[Azurite]:
         # Azurite shuts down on SIGINT (Ctrl-C) at once; it ignores SIGTERM until its own timeout.
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=10)
+            # After SIGINT it still waits for idle keep-alive connections; its data is throw-away.
+            proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
