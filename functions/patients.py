@@ -20,7 +20,7 @@ from shared.principal import Principal
 from shared.problem import json_response
 from shared.roles import PATIENT_CREATE, PATIENT_READ, view_for
 from shared.schemas.classification import RESEARCHER
-from shared.schemas.patients import PatientCreate
+from shared.schemas.patients import PatientCreate, PatientRecord
 from shared.schemas.validation import parse_body
 from shared.schemas.views import render
 
@@ -40,10 +40,14 @@ def patient_id_from(req: func.HttpRequest) -> str:
 @phi_route(PATIENT_CREATE)
 def create_patient(req: func.HttpRequest, principal: Principal, ctx: RequestContext) -> func.HttpResponse:
     data = parse_body(PatientCreate, req.get_body(), get_settings().data.max_request_bytes)
-    record = get_repositories().patients.create(data)
-    audit_trail().record_access(
-        AuditAction.CREATE, "patient", record.id, principal, ctx, forwarded_for=ctx.forwarded_for
-    )
+
+    def audit_create(created: PatientRecord) -> None:
+        audit_trail().record_access(
+            AuditAction.CREATE, "patient", created.id, principal, ctx, forwarded_for=ctx.forwarded_for
+        )
+
+    # Audited inside the insert's transaction: when the audit cannot be written, no row is committed.
+    record = get_repositories().patients.create(data, before_commit=audit_create)
     return json_response({"id": record.id}, 201, headers={"Location": f"/api/patients/{record.id}"})
 
 

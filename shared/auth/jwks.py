@@ -31,6 +31,7 @@ from jwt.exceptions import PyJWKError, PyJWTError
 from shared.auth.fetch import FetchError, fetch_json
 from shared.auth.metadata import JsonFetcher, OidcMetadata, fetch_metadata
 from shared.errors import DependencyUnavailable
+from shared.scrub import safe
 
 logger = logging.getLogger(__name__)
 
@@ -140,8 +141,8 @@ class SigningKeyCache:
                 self._last_failure = now
                 logger.warning(
                     "OIDC key refresh failed (%s); %s",
-                    exc.args[0] if exc.args else "error",
-                    "keeping last-known-good keys" if current is not None else "no keys available",
+                    safe(str(exc.args[0]) if exc.args else "error"),  # fixed codes chosen by fetch.py
+                    safe("keeping last-known-good keys" if current is not None else "no keys available"),
                 )
                 return current
             snapshot = KeySnapshot(issuer=metadata.issuer, keys=MappingProxyType(keys), fetched_at=now)

@@ -68,7 +68,12 @@ class PatientRepository:
         row = cursor.fetchone()
         return None if row is None else PatientRecord.model_validate(from_row(COLUMNS, row, _JSON))
 
-    def create(self, data: PatientCreate) -> PatientRecord:
+    def create(
+        self, data: PatientCreate, *, before_commit: Callable[[PatientRecord], None] | None = None
+    ) -> PatientRecord:
+        """Insert a patient. `before_commit` runs inside the transaction after the insert (the audit
+        record): if it raises, nothing is committed, so a create that cannot be audited leaves no row.
+        A transient retry may run it again; audit is at-least-once, never missing."""
         now = self._clock()
         record = PatientRecord(id=str(uuid.uuid4()), **data.model_dump(), created_at=now, updated_at=now)
         d = self._db.dialect
@@ -78,6 +83,8 @@ class PatientRepository:
             if cursor.fetchone() is not None:
                 raise Conflict("mrn_exists")
             cursor.execute(_INSERT, params([getattr(record, c) for c in COLUMNS], d))
+            if before_commit is not None:
+                before_commit(record)
 
         self._db.run(work)
         return record
