@@ -31,11 +31,13 @@ _QUEUE_POLICIES: dict[str, Any] = {
     "message_decode_policy": TextBase64DecodePolicy(),
 }
 # Keep SDK retries short and bounded: callers turn a dependency outage into a 503 rather than hang.
-# The storage SDK's default back-off (15 s, then 15 + 3^n s) would hold a request ~40 s before the 503.
+# The storage SDK's default back-off (15 s, then 15 + 3^n s, +-3 s jitter) would hold a request ~40 s
+# before the 503; this one waits at most ~1.5 s, then ~3.5 s.
 _CLIENT_OPTIONS: dict[str, Any] = {
     "retry_total": 2,
     "initial_backoff": 0.5,
     "increment_base": 2,
+    "random_jitter_range": 1,
     "connection_timeout": 5,
     "read_timeout": 30,
 }
