@@ -8,19 +8,17 @@ Message body (JSON): lab_order_id, version, patient_mrn, code, value, unit, effe
   (delivery count > 1) of the stored version is audited again, because the earlier delivery may have
   written the row and then failed on the audit sink.
 - The MRN is resolved to the patient id and not stored.
-- Settlement (docs/workload.md, "Service Bus settlement"): this binding uses `func.ServiceBusMessage`
-  with `autoCompleteMessages: true`. Success completes the message. A transient failure (SQL, Key
-  Vault, audit sink down) raises, the lock is abandoned and the message redelivered, until the
-  queue's `maxDeliveryCount` dead-letters it. An invalid message (`PermanentMessageError`: schema
-  failure, unknown patient) is audited as a failure with its PHI-free reason code and logged with the
-  message id and that code, then raised as well: without message settlement in the worker it cannot
-  be dead-lettered directly, so it reaches the dead-letter queue through `maxDeliveryCount` (reason
-  `MaxDeliveryCountExceeded`). Every retry of it writes nothing.
+- Settlement (docs/workload.md, "Service Bus settlement"): SDK-type binding with
+  `auto_complete_messages=False`; `shared.settlement.run_settled_trigger` completes a processed
+  message, dead-letters an invalid one (`PermanentMessageError`: schema failure, unknown patient) on
+  its first delivery with the PHI-free reason code, and raises on a transient failure (SQL, Key Vault,
+  audit sink down) so the host abandons it and `maxDeliveryCount` bounds the retries.
 """
 
 from __future__ import annotations
 
 import azure.functions as func
+import azurefunctions.extensions.bindings.servicebus as servicebus
 
 from shared.audit import AuditAction, AuditEventType, audit_trail
 from shared.config import get_settings
@@ -29,7 +27,8 @@ from shared.errors import AppError, PermanentMessageError
 from shared.repositories.lab_results import Upsert
 from shared.schemas.lab_results import LabResultIn
 from shared.schemas.validation import parse_body
-from shared.trigger_route import TriggerContext, run_trigger
+from shared.settlement import run_settled_trigger
+from shared.trigger_route import TriggerContext
 
 bp = func.Blueprint()
 
@@ -84,14 +83,12 @@ def _may_be_unaudited(result: LabResultIn, ctx: TriggerContext) -> bool:
 
 
 @bp.function_name("lab_results")
-@bp.service_bus_queue_trigger(arg_name="msg", queue_name=QUEUE, connection="ServiceBusConnection")
-def lab_results(msg: func.ServiceBusMessage, context: func.Context) -> None:
-    body = msg.get_body()
-    run_trigger(
-        context,
-        "servicebus",
-        lambda ctx: process(body, ctx),
-        entity_type="lab_result",
-        message_id=msg.message_id,
-        delivery_count=msg.delivery_count,
-    )
+@bp.service_bus_queue_trigger(
+    arg_name="msg", queue_name=QUEUE, connection="ServiceBusConnection", auto_complete_messages=False
+)
+def lab_results(
+    msg: servicebus.ServiceBusReceivedMessage,
+    message_actions: servicebus.ServiceBusMessageActions,
+    context: func.Context,
+) -> None:
+    run_settled_trigger(context, msg, message_actions, process, entity_type="lab_result")

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from scripts.local_stack import IngestionCapture, LoopbackOidc, azurite
+from scripts.local_stack import IngestionCapture, LoopbackOidc, azurite, free_port
+from scripts.servicebus_host import SettlementServer, received_message, serve_settlement
 
 # Synthetic patient. Every value (and its URL-encoded / JSON-escaped forms) is searched for in the
 # captured telemetry at the end: none of it may be there.
@@ -157,8 +158,9 @@ def configure_environment(
 class Host:
     """Plays the Functions host: finds indexed functions and calls them with real objects."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, message_actions: Any = None) -> None:
         self.functions = {f.get_function_name(): f for f in app.get_functions()}
+        self.message_actions = message_actions
 
     def _call(self, name: str, value: Any) -> Any:
         import azure.functions as func
@@ -183,8 +185,11 @@ class Host:
         fn = self.functions[name]
         kwargs: dict[str, Any] = {fn.get_trigger().name: value}
         user_function = fn.get_user_function()
-        if "context" in user_function.__code__.co_varnames[: user_function.__code__.co_argcount]:
+        parameters = user_function.__code__.co_varnames[: user_function.__code__.co_argcount]
+        if "context" in parameters:
             kwargs["context"] = Context()
+        if "message_actions" in parameters:  # the SDK-type binding's settlement client
+            kwargs["message_actions"] = self.message_actions
         return user_function(**kwargs)
 
     def http(
@@ -222,7 +227,6 @@ class Host:
 
 def run(checks: Checks) -> tuple[int, list[dict[str, Any]]]:
     from azure.functions.queue import QueueMessage
-    from azure.functions.servicebus import ServiceBusMessage
     from azure.functions.timer import TimerRequest
 
     import function_app
@@ -233,7 +237,8 @@ def run(checks: Checks) -> tuple[int, list[dict[str, Any]]]:
     from shared.storage import get_storage_clients
     from shared.telemetry.setup import active_pipeline
 
-    host = Host(function_app.app)
+    host = Host(function_app.app, run.message_actions)  # type: ignore[attr-defined]
+    settlement: SettlementServer = run.settlement  # type: ignore[attr-defined]
     oidc: LoopbackOidc = run.oidc  # type: ignore[attr-defined]
     settings = get_settings()
     published: list[Any] = []
@@ -296,19 +301,21 @@ def run(checks: Checks) -> tuple[int, list[dict[str, Any]]]:
         "unit": "mg/dL",
         "effective_at": "2025-05-30T08:15:00+00:00",
     }
-    for delivery in (1, 2):
-        message_sb = ServiceBusMessage(
-            body=json.dumps(lab).encode(),
-            application_properties={},
-            user_properties={},
-            content_type="application/json",
-            delivery_count=delivery,
-            message_id=uuid.uuid4().hex,
-            lock_token=str(uuid.uuid4()),
-        )
-        host.trigger("lab_results", message_sb)
+    for delivery in (1, 2):  # real AMQP messages, decoded by the SDK-type binding's own converter
+        host.trigger("lab_results", received_message(lab, delivery_count=delivery))
     stored = get_database().run(lambda c: (c.execute("SELECT COUNT(*) FROM lab_results"), c.fetchone())[1][0])
     checks.expect("stored once, although delivered twice", stored == 1)
+    invalid = received_message({**lab, "patient_mrn": "not an MRN", "ssn": "123-45-6789"})
+    host.trigger("lab_results", invalid)
+    calls = [(c.method, c.reason) for c in settlement.calls]
+    checks.expect(
+        "both deliveries completed by the function (over the host's gRPC)",
+        calls[:2] == [("Complete", None)] * 2,
+    )
+    checks.expect(
+        "an invalid result is dead-lettered at once with a PHI-free reason code",
+        calls[2:] == [("Deadletter", "invalid_lab_result")] and "123-45-6789" not in str(settlement.calls),
+    )
 
     print("5. Each role reads the patient: the response is that role's view")
     for role in (Role.CLINICIAN, Role.INTAKE, Role.BILLING, Role.RESEARCHER):
@@ -388,9 +395,11 @@ def main() -> int:
     ingestion = IngestionCapture().start()
     try:
         print("Starting Azurite, a loopback OpenID provider and a loopback Application Insights endpoint...")
-        with azurite() as endpoints:
+        with azurite() as endpoints, serve_settlement(free_port()) as (settlement, message_actions):
             configure_environment(endpoints.connection_string, oidc, ingestion, workdir)
             run.oidc = oidc  # type: ignore[attr-defined]
+            run.settlement = settlement  # type: ignore[attr-defined]
+            run.message_actions = message_actions  # type: ignore[attr-defined]
             try:
                 published, records = run(checks)
             except Exception as exc:

@@ -278,6 +278,9 @@ class FunctionDriver:
     def __init__(self, app: func.FunctionApp) -> None:
         self.app = app
         self.functions = {f.get_function_name(): f for f in indexed_functions(app)}
+        # What the worker passes to a `message_actions` (settlement client) parameter when a test does
+        # not pass its own: the `clinical` fixture sets a real client wired to a loopback gRPC server.
+        self.message_actions: Any = None
 
     def get(self, name: str) -> Any:
         try:
@@ -313,7 +316,14 @@ class FunctionDriver:
                 return fn, params
         raise AssertionError(f"no function serves {method} /api/{path.strip('/')}")
 
-    def _call(self, fn: Any, primary: str, value: Any, context: InvocationContext | None) -> Any:
+    def _call(
+        self,
+        fn: Any,
+        primary: str,
+        value: Any,
+        context: InvocationContext | None,
+        extras: Mapping[str, Any] | None = None,
+    ) -> Any:
         user_function = fn.get_user_function()
         kwargs: dict[str, Any] = {}
         for pname in inspect.signature(user_function).parameters:
@@ -321,6 +331,8 @@ class FunctionDriver:
                 kwargs[pname] = context or InvocationContext(fn.get_function_name())
             elif pname == primary:
                 kwargs[pname] = value
+            elif extras and pname in extras:
+                kwargs[pname] = extras[pname]
             else:
                 raise AssertionError(f"{fn.get_function_name()}: unexpected parameter {pname!r}")
         return user_function(**kwargs)
@@ -354,10 +366,13 @@ class FunctionDriver:
         return self._call(fn, fn.get_trigger().name, message, context)
 
     def service_bus(
-        self, name: str, message: func.ServiceBusMessage, context: InvocationContext | None = None
+        self, name: str, message: Any, context: InvocationContext | None = None, *, actions: Any = None
     ) -> Any:
+        """`actions` goes to a `message_actions` parameter (SDK-type binding settlement client)."""
         fn = self.get(name)
-        return self._call(fn, fn.get_trigger().name, message, context)
+        actions = actions if actions is not None else self.message_actions
+        extras = {"message_actions": actions} if actions is not None else None
+        return self._call(fn, fn.get_trigger().name, message, context, extras)
 
     def timer(self, name: str, past_due: bool = False, context: InvocationContext | None = None) -> Any:
         fn = self.get(name)

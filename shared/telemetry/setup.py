@@ -47,6 +47,7 @@ SDK_LOGGERS = (
     "azure.identity",
     "azure.monitor.opentelemetry.exporter",
     "msal",
+    "uamqp",  # the SDK-type Service Bus binding decodes with it; its DEBUG lines quote AMQP values
     "urllib3",
 )
 _METRIC_INTERVAL_MS = 60_000

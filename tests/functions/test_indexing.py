@@ -93,3 +93,32 @@ def test_queue_trigger_names_match_the_settings_the_app_enqueues_to() -> None:
         if binding.get("type") == "queueTrigger"
     ]
     assert [b["queueName"] for b in queue_triggers] == [expected]
+
+
+def test_lab_results_is_bound_for_settlement_as_the_python_worker_indexes_it() -> None:
+    """The worker's indexing rules for SDK-type bindings (azure-functions-python-worker
+    `functions.py`/`bindings/meta.py`), applied to the real indexed function: annotations resolved with
+    `typing.get_type_hints`, `context` set aside, exactly one unbound parameter and it is a settlement
+    client (`GrpcClientType`), the trigger parameter a deferred-binding (`SdkType`) type the extension's
+    converter accepts; and the binding itself turns off auto-completion."""
+    import typing
+
+    from azurefunctions.extensions.base import get_binding_registry
+    from azurefunctions.extensions.bindings.servicebus import ServiceBusConverter
+
+    (lab,) = [f for f in _index_in_fresh_process() if f["name"] == "lab_results"]
+    (trigger,) = lab["bindings"]  # type: ignore[misc]
+    assert trigger["type"] == "serviceBusTrigger" and trigger["autoCompleteMessages"] is False
+
+    import function_app
+
+    fn = FunctionDriver(function_app.app).get("lab_results")
+    hints = typing.get_type_hints(fn.get_user_function())
+    registry = get_binding_registry()
+    bound = {b.name for b in fn.get_bindings()}
+    unbound = set(hints) - bound - {"context", "return"}
+    assert unbound == {"message_actions"}
+    assert registry.check_supported_grpc_client_type(hints["message_actions"])
+    assert registry.check_supported_type(hints[fn.get_trigger().name])
+    assert ServiceBusConverter.check_input_type_annotation(hints[fn.get_trigger().name])
+    assert registry.get("serviceBusTrigger") is ServiceBusConverter

@@ -77,9 +77,14 @@ def test_clinical_flow_end_to_end(
 
     # 4. a lab result from the lab system
     lab = lab_result_body(body["mrn"])
-    driver.service_bus("lab_results", lab_message(lab))
+    lab_delivery = lab_message(lab)
+    driver.service_bus("lab_results", lab_delivery)
     stored_lab = get_repositories().lab_results.get(lab["lab_order_id"])
     assert stored_lab is not None and stored_lab.patient_id == patient_id and stored_lab.value == "98"
+    # settled by the function itself (auto_complete_messages=False): completed once, over the host's gRPC
+    assert [(c.method, c.lock_token) for c in clinical.settlement.calls] == [
+        ("Complete", str(lab_delivery.lock_token))
+    ]
 
     # 5. each role reads its own view
     for role, expected in [*EXPECTED_VIEWS.items(), (Role.RESEARCHER, RESEARCHER_VIEW)]:

@@ -1,8 +1,10 @@
 """Redelivery and poison handling, on real Azurite queues and embedded SQLite.
 
 Queue messages are real Azurite messages (sent by the upload route or by the test, received with the
-SDK). Service Bus has no broker here: messages are built as `azure.functions` ServiceBusMessage
-objects, and sends are captured at the SDK's transport boundary (`sent_events`).
+SDK). Service Bus has no broker here: lab-results messages are real AMQP messages decoded by the
+SDK-type binding's own converter, and their settlement goes over real gRPC to a loopback `Settlement`
+server standing in for the host (`tests.fixtures.workload`); sends are captured at the SDK's transport
+boundary (`sent_events`).
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import uuid
 
+import grpc
 import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.functions.queue import QueueMessage
@@ -22,10 +26,18 @@ from azure.storage.queue import BinaryBase64DecodePolicy, QueueClient
 from shared.audit import AuditAction, AuditEvent, AuditOutcome
 from shared.config import get_settings
 from shared.data import get_repositories
-from shared.errors import DependencyUnavailable, PermanentMessageError
+from shared.errors import DependencyUnavailable
 from shared.queues import poison_queue_name
+from shared.settlement import SettlementFailed
 from shared.storage import get_storage_clients
-from tests.fixtures.workload import Clinical, SentEvents, lab_message, lab_result_body, take_intake_message
+from tests.fixtures.workload import (
+    Clinical,
+    SentEvents,
+    SettlementCall,
+    lab_message,
+    lab_result_body,
+    take_intake_message,
+)
 
 
 def _upload(clinical: Clinical) -> tuple[str, str]:
@@ -167,9 +179,11 @@ def test_same_lab_message_twice_writes_once(clinical: Clinical, audit_events: li
 
     patient_id = clinical.create_patient(mrn="MRN000424242")
     body = lab_result_body("MRN000424242")
-    clinical.driver.service_bus("lab_results", lab_message(body, message_id="m-1"))
+    first_delivery = lab_message(body, message_id="m-1")
+    clinical.driver.service_bus("lab_results", first_delivery)
     first = repos().lab_results.get(body["lab_order_id"])
-    clinical.driver.service_bus("lab_results", lab_message(body, message_id="m-1", delivery_count=2))
+    redelivery = lab_message(body, message_id="m-1", delivery_count=2)
+    clinical.driver.service_bus("lab_results", redelivery)
     second = repos().lab_results.get(body["lab_order_id"])
     assert first is not None and first == second  # same row, same received_at: not rewritten
     assert [r.lab_order_id for r in repos().lab_results.list_for_patient(patient_id)] == [
@@ -183,6 +197,12 @@ def test_same_lab_message_twice_writes_once(clinical: Clinical, audit_events: li
     actions = [e.action for e in audit_events if e.entity and e.entity.type == "lab_result"]
     # create, at-least-once re-audit of the redelivery, update; the stale version is not an access
     assert actions == [AuditAction.CREATE, AuditAction.UPDATE, AuditAction.UPDATE]
+    # Every delivery, the unchanged stale one included, is completed exactly once and nothing else.
+    assert [c.method for c in clinical.settlement.calls] == ["Complete"] * 4
+    assert clinical.settlement.server.for_token(first_delivery.lock_token) == [
+        SettlementCall("Complete", str(first_delivery.lock_token))
+    ]
+    assert len(clinical.settlement.server.for_token(redelivery.lock_token)) == 1
 
 
 @pytest.mark.parametrize(
@@ -197,7 +217,7 @@ def test_same_lab_message_twice_writes_once(clinical: Clinical, audit_events: li
         (json.dumps(lab_result_body("MRN000999888")).encode(), "unknown_patient"),
     ],
 )
-def test_invalid_lab_message_is_refused_permanently_and_writes_nothing(
+def test_invalid_lab_message_is_dead_lettered_on_first_delivery_and_writes_nothing(
     clinical: Clinical,
     audit_events: list[AuditEvent],
     caplog: pytest.LogCaptureFixture,
@@ -206,12 +226,19 @@ def test_invalid_lab_message_is_refused_permanently_and_writes_nothing(
 ) -> None:
     clinical.create_patient(mrn="MRN000555111")
     audit_events.clear()
-    with caplog.at_level(logging.DEBUG), pytest.raises(PermanentMessageError) as raised:
-        clinical.driver.service_bus("lab_results", lab_message(body))
-    assert raised.value.code == reason and str(raised.value) == reason
-    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    message = lab_message(body)  # delivery 1
+    with caplog.at_level(logging.DEBUG):
+        assert clinical.driver.service_bus("lab_results", message) is None  # settled, nothing to retry
     (failure,) = audit_events
     assert failure.outcome is AuditOutcome.FAILURE and failure.outcome_reason == reason
+    # Dead-lettered over the settlement channel on this first delivery, with the code as the reason and
+    # a fixed description naming only the correlation id of the audit record: nothing from the message.
+    (call,) = clinical.settlement.calls
+    assert (call.method, call.lock_token, call.reason) == ("Deadletter", str(message.lock_token), reason)
+    assert call.description == (
+        f"Rejected permanently by lab_results; see the audit trail, correlation id {failure.correlation_id}"
+    )
+    assert re.fullmatch(r"[0-9a-f]{32}", failure.correlation_id)
     from shared.data import get_repositories as repos
 
     patient = repos().patients.find_by_mrn("MRN000555111")
@@ -219,6 +246,7 @@ def test_invalid_lab_message_is_refused_permanently_and_writes_nothing(
     logged = " ".join(r.getMessage() for r in caplog.records)
     for fragment in ("Avery", "123-45-6789", "MRN000999888", "MRN000555111"):
         assert fragment not in logged
+        assert fragment not in f"{call.reason} {call.description}"
 
 
 def test_transient_sql_failure_on_lab_message_is_retried(
@@ -235,8 +263,68 @@ def test_transient_sql_failure_on_lab_message_is_retried(
             raise DependencyUnavailable("sql")
 
     monkeypatch.setattr(module, "get_repositories", lambda: Down())
+    lock = uuid.uuid4()
     with pytest.raises(DependencyUnavailable):
-        clinical.driver.service_bus("lab_results", lab_message(body))
+        clinical.driver.service_bus("lab_results", lab_message(body, lock_token=lock))
+    # Not settled: the host abandons an unsettled message when the function fails, and the queue's
+    # maxDeliveryCount bounds the redeliveries. Never dead-lettered for a transient failure.
+    assert clinical.settlement.calls == []
     monkeypatch.setattr(module, "get_repositories", real)
-    clinical.driver.service_bus("lab_results", lab_message(body, delivery_count=2))
+    clinical.driver.service_bus("lab_results", lab_message(body, delivery_count=2, lock_token=lock))
     assert real().lab_results.get(body["lab_order_id"]) is not None
+    assert clinical.settlement.calls == [SettlementCall("Complete", str(lock))]
+
+
+def test_failed_settlement_is_retried_and_the_retry_writes_nothing_twice(
+    clinical: Clinical, audit_events: list[AuditEvent]
+) -> None:
+    """The host cannot complete (lock lost, host gone): a stable `settlement_failed` for a retry, and
+    the redelivery finds the row already written (idempotent), re-audits it (at-least-once) and
+    completes it."""
+    clinical.create_patient(mrn="MRN000717171")
+    body = lab_result_body("MRN000717171")
+    clinical.settlement.server.fail_with = grpc.StatusCode.UNAVAILABLE
+    with pytest.raises(SettlementFailed) as raised:
+        clinical.driver.service_bus("lab_results", lab_message(body))
+    assert str(raised.value) == "settlement_failed" and raised.value.__cause__ is None
+    assert clinical.settlement.calls == []
+    clinical.settlement.server.fail_with = None
+    clinical.driver.service_bus("lab_results", lab_message(body, delivery_count=2))
+    assert [c.method for c in clinical.settlement.calls] == ["Complete"]
+    rows = get_repositories().lab_results.list_for_patient(
+        get_repositories().patients.find_by_mrn("MRN000717171").id  # type: ignore[union-attr]
+    )
+    assert [r.lab_order_id for r in rows] == [body["lab_order_id"]]
+    actions = [e.action for e in audit_events if e.entity and e.entity.type == "lab_result"]
+    assert actions == [AuditAction.CREATE, AuditAction.UPDATE]
+
+
+def test_failed_dead_letter_is_retried_then_dead_lettered(clinical: Clinical) -> None:
+    message = lab_message(b"{not json")
+    clinical.settlement.server.fail_with = grpc.StatusCode.NOT_FOUND  # e.g. the lock was lost
+    with pytest.raises(SettlementFailed):
+        clinical.driver.service_bus("lab_results", message)
+    clinical.settlement.server.fail_with = None
+    clinical.driver.service_bus("lab_results", lab_message(b"{not json", delivery_count=2))
+    assert [(c.method, c.reason) for c in clinical.settlement.calls] == [("Deadletter", "invalid_lab_result")]
+
+
+def test_amqp_value_body_is_dead_lettered_as_unsupported(clinical: Clinical) -> None:
+    """A lab system sending an AMQP value body (not data) can never succeed: dead-lettered at once."""
+    import uamqp
+    from azurefunctions.extensions.base import Datum
+    from azurefunctions.extensions.bindings.servicebus import ServiceBusConverter, ServiceBusReceivedMessage
+    from uamqp.constants import MessageBodyType
+
+    from scripts.servicebus_host import amqp_binding_data
+
+    amqp = uamqp.Message(body={"patient_mrn": "MRN000555111"}, body_type=MessageBodyType.Value)
+    message = ServiceBusConverter.decode(
+        Datum(amqp_binding_data(amqp, uuid.uuid4()), "model_binding_data"),
+        trigger_metadata={},
+        pytype=ServiceBusReceivedMessage,
+    )
+    clinical.driver.service_bus("lab_results", message)
+    assert [(c.method, c.reason) for c in clinical.settlement.calls] == [
+        ("Deadletter", "unsupported_message_body")
+    ]

@@ -2,15 +2,17 @@
 
 Real parts: the registered functions called with real `azure.functions` message objects, Azurite for
 the intake and poison queues and the document blobs, the embedded SQLite database. Service Bus sends
-are captured at the SDK's transport boundary (no broker can run here: `sent_events`).
+are captured at the SDK's transport boundary (no broker can run here: `sent_events`); lab-results
+messages are real AMQP messages decoded by the SDK-type binding's own converter, settled over real
+gRPC to a loopback `Settlement` server standing in for the host (`tests.fixtures.workload`).
 
 Oracles, per generated message:
 - `document-intake`: nothing escapes the function; a message that can never succeed ends on
   `<queue>-poison` with its exact bytes (counted at the end: nothing lost, nothing extra); a valid
   message publishes at most one de-identified event per document, however often it is redelivered.
-- `lab-results`: a valid message returns; an invalid one raises `PermanentMessageError` (the
-  documented mechanism: the host's `maxDeliveryCount` dead-letters it) whose text and `errors` are
-  codes and field paths only. Never `TriggerFailed` (an unhandled exception), never a half-written row.
+- `lab-results`: nothing escapes the function; a valid message is completed exactly once; an invalid
+  one is dead-lettered exactly once, on that delivery, with a stable reason code and a description
+  that quotes nothing from the message, and writes no row. Never completed and dead-lettered both.
 - `retention-sweep`: over generated populations (age, legal hold, lab results, documents), it deletes
   exactly the expired, non-held patients and their rows, keeps the rest, audits counts only, and a
   second run deletes nothing.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -36,10 +39,8 @@ from hypothesis import strategies as st
 from shared.audit import AuditAction, AuditEvent
 from shared.config import get_settings
 from shared.data import get_database, get_repositories
-from shared.errors import PermanentMessageError
 from shared.queues import poison_queue_name
 from shared.storage import get_storage_clients
-from shared.trigger_route import TriggerFailed
 from tests.conftest import InvocationContext
 from tests.fixtures.data import patient_create
 from tests.fixtures.workload import Clinical, SentEvents, lab_message, lab_result_body, take_intake_message
@@ -48,6 +49,11 @@ from tests.security.fuzzing import EXAMPLES, FUZZ_SETTINGS, VOCABULARY, Fuzzed, 
 pytestmark = [pytest.mark.security, pytest.mark.integration]
 
 MAX_QUEUE_BODY = 48 * 1024
+
+
+DEAD_LETTER_DESCRIPTION = (
+    r"Rejected permanently by lab_results; see the audit trail, correlation id [0-9a-f]{32}"
+)
 
 
 def _leaks(planted: set[str], texts: list[str]) -> list[str]:
@@ -174,32 +180,28 @@ def test_fuzz_lab_results(clinical: Clinical, caplog: pytest.LogCaptureFixture) 
     def prop(message: Fuzzed, delivery_count: int) -> None:
         rows_before = _lab_rows()
         msg = lab_message(message.body, delivery_count=delivery_count)
-        error: BaseException | None = None
         try:
-            _call(clinical, "lab_results", msg)
-        except TriggerFailed:
-            raise AssertionError("an unhandled exception escaped the lab-results pipeline") from None
-        except PermanentMessageError as exc:
-            error = exc
-        if error is None:
+            clinical.driver.service_bus("lab_results", msg, InvocationContext("lab_results"))
+        except Exception as exc:
+            raise AssertionError(f"{type(exc).__name__} escaped the lab-results pipeline") from None
+        (call,) = clinical.settlement.server.for_token(msg.lock_token)  # settled once, and only once
+        if call.method == "Complete":
             stats["accepted"] += 1
         else:
-            stats["dead-letter-bound"] += 1
-            assert type(error) is PermanentMessageError
-            assert error.code in {"invalid_lab_result", "unknown_patient"}
-            assert str(error) == error.code
-            assert all(set(e) <= {"path", "code"} for e in error.errors)
-            leaks = _leaks(message.planted, [str(error), json.dumps(error.errors)])
-            assert not leaks, f"message content in the error: {leaks[:3]!r}"
+            stats["dead-lettered"] += 1
+            assert call.method == "Deadletter"
+            assert call.reason in {"invalid_lab_result", "unknown_patient"}
+            # Fixed text and a 32-hex correlation id: nothing from the message can be in it.
+            assert re.fullmatch(DEAD_LETTER_DESCRIPTION, call.description or ""), call.description
             assert _lab_rows() == rows_before, "an invalid message wrote a row"
         leaks = _leaks(message.planted, _log_texts(caplog))
         assert not leaks, f"message content reached a log record: {leaks[:3]!r}"
 
     prop()
     assert sum(stats.values()) >= EXAMPLES
-    assert stats["accepted"] and stats["dead-letter-bound"], stats
+    assert stats["accepted"] and stats["dead-lettered"], stats
     stored = {r.lab_order_id: r.version for r in get_repositories().lab_results.list_for_patient(patient_id)}
-    assert stored and all(1 <= v <= 5 for v in stored.values())
+    assert stored and all(isinstance(v, int) and v >= 1 for v in stored.values())
 
 
 def _lab_rows() -> list[tuple[Any, ...]]:

@@ -121,7 +121,10 @@ class Scenario:
         fn = self.clinical.driver.get(name)
         self.invoked.add(name)
         try:
-            fn.get_user_function()(**{fn.get_trigger().name: message, "context": InvocationContext(name)})
+            if fn.get_trigger().type == "serviceBusTrigger":  # + the settlement client (loopback gRPC)
+                self.clinical.driver.service_bus(name, message, InvocationContext(name))
+            else:
+                fn.get_user_function()(**{fn.get_trigger().name: message, "context": InvocationContext(name)})
         except AppError as exc:  # raised to the host: its text and structure must be PHI-free too
             self.raised += [str(exc), type(exc).__name__, json.dumps(exc.errors)]
 
@@ -348,8 +351,14 @@ def test_every_function_with_canaries_leaks_nothing(
         for m in sent_events.messages
     ]
 
+    # What the host would put on dead-lettered messages (reason, description): three invalid lab results.
+    dead_letters = [
+        f"{c.reason} {c.description}" for c in clinical.settlement.calls if c.method == "Deadletter"
+    ]
+    assert len(dead_letters) == 3, clinical.settlement.calls
     telemetry_capture.assert_no_canaries(
         extra=[
+            *dead_letters,
             *scenario.error_bodies,
             *scenario.headers,
             *scenario.raised,
