@@ -32,7 +32,7 @@ _QUEUE_POLICIES: dict[str, Any] = {
 }
 # Keep SDK retries short and bounded: callers turn a dependency outage into a 503 rather than hang.
 # The storage SDK's default back-off (15 s, then 15 + 3^n s, +-3 s jitter) would hold a request ~40 s
-# before the 503; this one waits at most ~1.5 s, then ~3.5 s.
+# before the 503; this one waits 2.5 s then 4.5 s (each +-1 s), so an outage is a 503 within ~8 s.
 _CLIENT_OPTIONS: dict[str, Any] = {
     "retry_total": 2,
     "initial_backoff": 0.5,

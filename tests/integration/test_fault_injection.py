@@ -188,7 +188,7 @@ def test_storage_down_upload_is_503_after_bounded_retries_and_writes_nothing(
     assert_fail_closed(response)
     # The SDK retried (retry_total=2: three tries per operation), and gave up: bounded.
     assert 2 <= dead_port.attempts <= 6, dead_port.attempts
-    assert 1 <= len(dead_port.backoffs) <= 4 and all(b <= 5 for b in dead_port.backoffs), dead_port.backoffs
+    assert 1 <= len(dead_port.backoffs) <= 4 and all(b <= 6 for b in dead_port.backoffs), dead_port.backoffs
     assert rows(sqlite_file, "documents") == []
     assert not [
         e for e in audit_events if e.action is AuditAction.CREATE and e.entity and e.entity.type == "document"
