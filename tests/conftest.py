@@ -10,16 +10,8 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 import types
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -31,6 +23,11 @@ import pytest
 from azure.functions._abc import TraceContext
 from hypothesis import settings as hypothesis_settings
 
+# The public Azurite emulator account, free ports and the Azurite launcher live in one place, shared
+# with `make demo`; re-exported here for the tests.
+from scripts.local_stack import AZURITE_ACCOUNT, AZURITE_KEY, free_port  # noqa: F401
+from scripts.local_stack import azurite as start_azurite
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Fixture modules per area, so each area's fixtures stay next to each other and out of this file.
@@ -40,11 +37,6 @@ pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.workload",
 ]
-
-# Azurite's account name and key are public, documented emulator values (not secrets); they work only
-# against a local Azurite. https://learn.microsoft.com/azure/storage/common/storage-use-azurite
-AZURITE_ACCOUNT = "devstoreaccount1"
-AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 # A synthetic, complete Development environment. Tenant and client ids are random per run, never real.
 BASE_TEST_ENV: dict[str, str] = {
@@ -79,12 +71,6 @@ os.environ.update(BASE_TEST_ENV)
 hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def reset_process_state() -> None:
@@ -124,81 +110,18 @@ def app_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
 class Azurite:
     blob_endpoint: str
     queue_endpoint: str
-    table_endpoint: str
-
-    @property
-    def connection_string(self) -> str:
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint={self.blob_endpoint};QueueEndpoint={self.queue_endpoint};"
-            f"TableEndpoint={self.table_endpoint};"
-        )
-
-
-def _wait_until_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"azurite exited early with code {proc.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}?comp=list", timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # any HTTP answer (403 for an unsigned request) means it is serving
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    raise RuntimeError("azurite did not start listening in time")
+    connection_string: str
 
 
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Azurite]:
-    """A real Azurite on free loopback ports with throw-away data; always stopped afterwards."""
-    binary = ROOT / "node_modules" / ".bin" / "azurite"
-    if not binary.exists():
+    """A real Azurite on free loopback ports with throw-away data; always stopped afterwards.
+
+    The same launcher `make demo` uses (`scripts/local_stack.py`)."""
+    if not (ROOT / "node_modules" / ".bin" / "azurite").exists():
         pytest.fail("node_modules/.bin/azurite is missing: run the tests through `make test` (npm ci)")
-    location = tempfile.mkdtemp(prefix="azurite-")
-    blob, queue, table = free_port(), free_port(), free_port()
-    proc = subprocess.Popen(
-        [
-            str(binary),
-            "--silent",
-            "--skipApiVersionCheck",
-            "--location",
-            location,
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(blob),
-            "--queueHost",
-            "127.0.0.1",
-            "--queuePort",
-            str(queue),
-            "--tableHost",
-            "127.0.0.1",
-            "--tablePort",
-            str(table),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_until_listening(blob, proc)
-        _wait_until_listening(queue, proc)
-        yield Azurite(
-            blob_endpoint=f"http://127.0.0.1:{blob}/{AZURITE_ACCOUNT}",
-            queue_endpoint=f"http://127.0.0.1:{queue}/{AZURITE_ACCOUNT}",
-            table_endpoint=f"http://127.0.0.1:{table}/{AZURITE_ACCOUNT}",
-        )
-    finally:
-        # Azurite shuts down on SIGINT (Ctrl-C) at once; it ignores SIGTERM until its own timeout.
-        proc.send_signal(signal.SIGINT)
-        try:
-            # After SIGINT it still waits for idle keep-alive connections; its data is throw-away.
-            proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(location, ignore_errors=True)
+    with start_azurite() as endpoints:
+        yield Azurite(endpoints.blob, endpoints.queue, endpoints.connection_string)
 
 
 @pytest.fixture
