@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+# gRPC's C core logs connection chatter (the loopback settlement server closing) at INFO to stderr.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 from scripts.local_stack import IngestionCapture, LoopbackOidc, azurite, free_port
 from scripts.servicebus_host import SettlementServer, received_message, serve_settlement
 
