@@ -193,14 +193,24 @@ class LoopbackOidc:
 
 # ------------------------------------------------------------------------------- ingestion endpoint
 @dataclass
-class IngestionCapture:
-    """What Application Insights would receive: every request the real exporter POSTs to /v2.1/track."""
+class CapturedRequest:
+    path: str
+    headers: dict[str, str]
+    raw: bytes  # as received on the wire
+    body: bytes  # decompressed
 
-    bodies: list[bytes] = field(default_factory=list)
-    raw: list[bytes] = field(default_factory=list)
+
+@dataclass
+class IngestionCapture:
+    """What Application Insights would receive: every request the real exporter POSTs (`/v2.1/track`).
+
+    Point the exporter at it with `InstrumentationKey=<guid>;IngestionEndpoint=<endpoint>`. The demo
+    and the canary tests (`tests/fixtures/telemetry.py`) both read exactly these bytes."""
+
+    requests: list[CapturedRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
     @property
@@ -215,12 +225,12 @@ class IngestionCapture:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 body = gzip.decompress(raw) if self.headers.get("Content-Encoding") == "gzip" else raw
-                with capture._lock:
-                    capture.raw.append(
-                        raw + json.dumps(dict(self.headers.items())).encode() + self.path.encode()
-                    )
-                    capture.bodies.append(body)
-                count = len(json.loads(body)) if body.startswith(b"[") else 1
+                with capture.lock:
+                    capture.requests.append(CapturedRequest(self.path, dict(self.headers.items()), raw, body))
+                try:
+                    count = len(json.loads(body)) if body.startswith(b"[") else body.count(b"\n") + 1
+                except ValueError:
+                    count = 0
                 answer = json.dumps({"itemsReceived": count, "itemsAccepted": count, "errors": []}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -229,10 +239,10 @@ class IngestionCapture:
                 self.wfile.write(answer)
 
             def log_message(self, format: str, *args: Any) -> None:
-                return None
+                return None  # keep output (and captured logs) free of server chatter
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        _serve(self._server, "demo-ingestion")
+        _serve(self._server, "ingestion-capture")
         return self
 
     def stop(self) -> None:
@@ -240,15 +250,21 @@ class IngestionCapture:
             self._server.shutdown()
             self._server.server_close()
 
-    def envelopes(self) -> list[dict[str, Any]]:
-        with self._lock:
-            bodies = list(self.bodies)
+    def snapshot(self, start: int = 0) -> list[CapturedRequest]:
+        with self.lock:
+            return list(self.requests[start:])
+
+    def envelopes(self, start: int = 0) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for body in bodies:
-            if body.startswith(b"["):
-                out.extend(json.loads(body))
+        for request in self.snapshot(start):
+            if request.body.startswith(b"["):
+                out.extend(json.loads(request.body))
         return out
 
-    def all_bytes(self) -> list[bytes]:
-        with self._lock:
-            return [*self.raw, *self.bodies]
+    def all_bytes(self, start: int = 0) -> list[bytes]:
+        """Every byte received: raw wire bodies, decompressed bodies, paths and headers."""
+        out: list[bytes] = []
+        for request in self.snapshot(start):
+            out += [request.raw, request.body, request.path.encode()]
+            out += [f"{k}: {v}".encode() for k, v in request.headers.items()]
+        return out
