@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -56,6 +56,25 @@ class Purged:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _purge_one(cursor: Cursor, patient_id: str, cutoff: object) -> Purged | None:
+    cursor.execute(
+        "SELECT id FROM patients WHERE id = ? AND legal_hold = 0 AND updated_at < ?",
+        (patient_id, cutoff),
+    )
+    if cursor.fetchone() is None:
+        return None  # gone, on hold, or touched since it was selected
+    cursor.execute("SELECT blob_name FROM documents WHERE patient_id = ?", (patient_id,))
+    blobs = tuple(str(r[0]) for r in cursor.fetchall())
+    cursor.execute("DELETE FROM lab_results WHERE patient_id = ?", (patient_id,))
+    labs = cursor.rowcount
+    cursor.execute("DELETE FROM documents WHERE patient_id = ?", (patient_id,))
+    docs = cursor.rowcount
+    cursor.execute("DELETE FROM patients WHERE id = ? AND legal_hold = 0", (patient_id,))
+    if cursor.rowcount != 1:
+        raise Conflict("retention_race")  # rolls the whole unit back
+    return Purged(patient_id, blobs, docs, labs)
 
 
 class PatientRepository:
@@ -156,24 +175,24 @@ class PatientRepository:
         Returns the blob names to delete from storage afterwards, or None when the patient is gone, on
         hold, or was touched since it was selected.
         """
+        purged = self.purge_batch([patient_id], older_than_days)
+        return purged[0] if purged else None
+
+    def purge_batch(
+        self,
+        patient_ids: Sequence[str],
+        older_than_days: int,
+        *,
+        before_commit: Callable[[list[Purged]], None] | None = None,
+    ) -> list[Purged]:
+        """`purge` for a bounded batch, in ONE transaction. `before_commit` (the retention audit) sees
+        what is about to be deleted; if it raises, nothing is deleted, so no deletion goes unaudited."""
         cutoff = param(self._clock() - timedelta(days=older_than_days), self._db.dialect)
 
-        def work(cursor: Cursor) -> Purged | None:
-            cursor.execute(
-                "SELECT id FROM patients WHERE id = ? AND legal_hold = 0 AND updated_at < ?",
-                (patient_id, cutoff),
-            )
-            if cursor.fetchone() is None:
-                return None
-            cursor.execute("SELECT blob_name FROM documents WHERE patient_id = ?", (patient_id,))
-            blobs = tuple(str(r[0]) for r in cursor.fetchall())
-            cursor.execute("DELETE FROM lab_results WHERE patient_id = ?", (patient_id,))
-            labs = cursor.rowcount
-            cursor.execute("DELETE FROM documents WHERE patient_id = ?", (patient_id,))
-            docs = cursor.rowcount
-            cursor.execute("DELETE FROM patients WHERE id = ? AND legal_hold = 0", (patient_id,))
-            if cursor.rowcount != 1:
-                raise Conflict("retention_race")  # rolls the whole unit back
-            return Purged(patient_id, blobs, docs, labs)
+        def work(cursor: Cursor) -> list[Purged]:
+            done = [p for p in (_purge_one(cursor, pid, cutoff) for pid in patient_ids) if p is not None]
+            if before_commit is not None:
+                before_commit(done)
+            return done
 
         return self._db.run(work)
