@@ -75,8 +75,13 @@ def process(body: bytes, ctx: TriggerContext) -> Upsert:
 
 def _may_be_unaudited(result: LabResultIn, ctx: TriggerContext) -> bool:
     """A redelivery of the version that is stored: an earlier delivery may have written it and then
-    failed to audit (and raised). Audit is at-least-once: record it again rather than risk none."""
-    if (ctx.delivery_count or 1) <= 1:
+    failed to audit (and raised). Audit is at-least-once: record it again rather than risk none.
+
+    The AMQP header's delivery-count counts *prior* attempts (Service Bus writes DeliveryCount - 1 on
+    the wire; the .NET and Java SDKs add the 1 back, the Python SDK does not), so 0 is a first
+    delivery. Any other value may be a redelivery; if a host ever reports 1-based counts, the cost is
+    one extra audit record for a duplicate send, never a missing one."""
+    if not ctx.delivery_count:
         return False
     stored = get_repositories().lab_results.get(result.lab_order_id)
     return stored is not None and stored.version == result.version

@@ -105,11 +105,13 @@ def amqp_binding_data(amqp_message: uamqp.Message, lock_token: uuid.UUID) -> Mod
 def received_message(
     body: dict[str, Any] | bytes,
     *,
-    delivery_count: int = 1,
+    delivery_count: int = 0,
     message_id: str | None = None,
     lock_token: uuid.UUID | None = None,
 ) -> ServiceBusReceivedMessage:
-    """The `ServiceBusReceivedMessage` the worker builds for one delivery of `body`."""
+    """The `ServiceBusReceivedMessage` the worker builds for one delivery of `body`.
+
+    `delivery_count` is the AMQP header value: prior delivery attempts, so 0 on a first delivery."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     header = MessageHeader()
     header.delivery_count = delivery_count
