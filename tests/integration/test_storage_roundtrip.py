@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import pytest
 from azure.core.credentials import AccessToken
+from azure.storage.queue import QueueClient
 
 from shared.config import StorageSettings, load_settings
 from shared.storage import build_storage_clients, get_storage_clients
@@ -22,14 +24,17 @@ def test_blob_and_queue_round_trip_through_the_factory(azurite_env: Azurite) -> 
     container.upload_blob("doc", payload)
     assert container.download_blob("doc").readall() == payload
 
-    queue = clients.queue_client(f"q{uuid.uuid4().hex}")
+    name = f"q{uuid.uuid4().hex}"
+    queue = clients.queue_client(name)
     queue.create_queue()
     queue.send_message('{"documentId":"d-1"}')
+    # The Functions queue trigger reads base64 (host.json messageEncoding): check what is stored, with a
+    # client that does not decode.
+    raw_client = QueueClient.from_connection_string(azurite_env.connection_string, name)
+    (peeked,) = raw_client.peek_messages(max_messages=1)
+    assert base64.b64decode(peeked.content) == b'{"documentId":"d-1"}'
     received = list(queue.receive_messages(max_messages=1))
     assert [m.content for m in received] == ['{"documentId":"d-1"}']
-    # The Functions queue trigger reads base64 (host.json messageEncoding); check what is on the wire.
-    raw = azurite_env.queue_endpoint
-    assert raw.startswith("http://127.0.0.1:")
 
 
 class _RecordingCredential:
