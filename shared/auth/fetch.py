@@ -58,7 +58,7 @@ def fetch_json(url: str, timeout: float) -> dict[str, Any]:
         raise FetchError("too_large")
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
         raise FetchError("invalid_json") from None
     if not isinstance(document, dict):
         raise FetchError("invalid_json")

@@ -270,3 +270,31 @@ def test_fetch_refuses_oversized_documents(oidc_server: OidcServer) -> None:
     oidc_server.extra_jwks.append({"padding": "x" * 600_000})
     with pytest.raises(FetchError, match="too_large"):
         fetch_json(oidc_server.jwks_uri, timeout=2)
+
+
+def test_fetch_turns_deeply_nested_json_into_invalid_json() -> None:
+    """json.loads raises RecursionError (not ValueError) on deep nesting. Escaping `fetch_json`, it
+    would skip the cache's failure back-off (a refetch on every request) and answer 500, not 503."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    nested = b"[" * 100_000 + b"]" * 100_000  # well under MAX_DOCUMENT_BYTES
+
+    class Nested(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(nested)))
+            self.end_headers()
+            self.wfile.write(nested)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Nested)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    try:
+        with pytest.raises(FetchError, match="invalid_json"):
+            fetch_json(f"http://127.0.0.1:{server.server_address[1]}/keys", timeout=2)
+    finally:
+        server.shutdown()
+        server.server_close()
