@@ -117,3 +117,25 @@ def test_enqueue_failure_undoes_the_upload(clinical: Clinical, monkeypatch: pyte
     from shared.data import get_repositories
 
     assert get_repositories().documents.list_for_patient(patient_id) == []
+
+
+def test_download_that_cannot_be_audited_is_503_without_the_document(
+    clinical: Clinical, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.audit import audit_trail
+
+    patient_id = clinical.create_patient()
+    canary = b"%PDF-1.7 canary-Quillon-7f3a"
+    document_id = json.loads(clinical.upload(patient_id, body=canary).get_body())["documentId"]
+
+    class BrokenSink:
+        def write(self, event: AuditEvent) -> None:
+            raise OSError("archive down")
+
+    monkeypatch.setattr(audit_trail(), "sinks", (BrokenSink(),))
+    response = clinical.driver.http(
+        "GET", f"patients/{patient_id}/documents/{document_id}", headers=clinical.as_role(Role.CLINICIAN)
+    )
+    assert response.status_code == 503
+    assert b"Quillon" not in response.get_body()
+    assert json.loads(response.get_body())["code"] == "dependency_unavailable"
