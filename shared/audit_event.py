@@ -51,6 +51,9 @@ class AuditEventType(StrEnum):
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _CODE = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
+# Entra app role values: printable ASCII without spaces, quotes or backslashes (punctuation such as
+# `&` and `+` is allowed there); workforce authorisation labels, never patient data.
+_ROLE = re.compile(r"^[!#-\[\]-~]{1,256}$")
 _ENTITY_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # Keyed-hash pseudonyms only (`v<key version>:<hex digest>` from shared.pseudonym): never a raw id.
 _PSEUDONYM = re.compile(r"^v[A-Za-z0-9]{1,64}:[0-9a-f]{32,128}$")
@@ -77,7 +80,7 @@ class AuditActor:
         for name in ("oid", "tid", "azp"):
             _check(name, getattr(self, name), _GUID)
         for role in self.roles:
-            _check("role", role, _CODE)
+            _check("role", role, _ROLE)
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ class TokenValidator:
         if not self._allow_guests and self._is_guest(claims, tid):
             raise TokenRejected("guest")
         client = claims.get("azp", claims.get("appid"))
-        if not isinstance(client, str) or not client:
+        if not isinstance(client, str) or not GUID_RE.match(client):  # the calling app's application id
             raise TokenRejected("client")
         if self._clients and client not in self._clients:
             raise TokenRejected("client")

@@ -150,3 +150,27 @@ def test_audit_failure_returns_503_and_no_phi(clinical: Clinical, monkeypatch: p
     assert response.status_code == 503
     assert b"Quillon" not in response.get_body()
     assert json.loads(response.get_body())["code"] == "dependency_unavailable"
+
+
+def test_an_app_role_value_with_entra_punctuation_is_audited_not_a_500(
+    clinical: Clinical, audit_events: list[AuditEvent]
+) -> None:
+    """Entra app role values may hold punctuation such as `&` or `+` (no spaces). A caller holding one
+    must get the normal answer (and its audit record), not a 500 from the audit record's format check;
+    for a denial that 500 also meant the denied attempt went unaudited."""
+    patient_id = clinical.create_patient()
+    audit_events.clear()
+    extra = "Records&Billing+EU"
+    allowed = clinical.driver.http(
+        "GET", f"patients/{patient_id}", headers=clinical.oidc.bearer(roles=[str(Role.CLINICIAN), extra])
+    )
+    denied = clinical.driver.http(
+        "GET", f"patients/{patient_id}", headers=clinical.oidc.bearer(roles=[extra])
+    )
+
+    assert (allowed.status_code, denied.status_code) == (200, 403)
+    outcomes = [(e.outcome.value, e.actor.roles if e.actor else ()) for e in audit_events]
+    assert outcomes == [
+        ("success", tuple(sorted([str(Role.CLINICIAN), extra]))),
+        ("denied", (extra,)),
+    ]

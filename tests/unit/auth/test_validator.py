@@ -181,3 +181,12 @@ def test_rejection_carries_no_token_material(
     assert str(caught.value) == "invalid_token"
     assert caught.value.__suppress_context__, "the PyJWT exception must not be chained into tracebacks"
     assert "canary" not in caplog.text and token[:40] not in caplog.text
+
+
+def test_a_calling_app_that_is_not_a_guid_is_rejected(
+    oidc_server: OidcServer, make_validator: MakeValidator
+) -> None:
+    """Entra's azp/appid is the client's application id. Anything else used to pass validation and then
+    fail every audit record (AuditActor requires a GUID): a 500 on every PHI route, denials unaudited."""
+    assert _reject_reason(make_validator(), oidc_server.token(azp="not-a-guid")) == "client"
+    assert _reject_reason(make_validator(), oidc_server.token(drop=["azp"], appid="svc")) == "client"
