@@ -30,6 +30,7 @@ from shared.config import get_settings
 from shared.data import get_document_store, get_event_publisher, get_pseudonymizer, get_repositories
 from shared.errors import NotFound, PermanentMessageError, UnsupportedMediaType
 from shared.queues import move_to_poison
+from shared.schemas.classification import DEID_PATIENT_KIND
 from shared.schemas.events import DocumentReceived
 from shared.trigger_route import TriggerContext, run_trigger
 
@@ -71,7 +72,7 @@ def process(body: bytes, ctx: TriggerContext) -> bool:
     event = DocumentReceived(
         event_id=str(uuid.uuid5(EVENT_NAMESPACE, f"DocumentReceived:{record.id}")),
         document_id=record.id,
-        patient_token=get_pseudonymizer().pseudonym("patient", record.patient_id),
+        patient_token=get_pseudonymizer().pseudonym(DEID_PATIENT_KIND, record.patient_id),
         content_type=record.content_type,
         size_bytes=record.size_bytes,
         received_year=record.created_at.year,

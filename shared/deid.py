@@ -28,6 +28,7 @@ from shared.schemas.classification import (
     Classification,
     Deid,
     classified_fields,
+    deid_kind,
     not_phi,
     reidentification_code,
 )
@@ -147,7 +148,7 @@ class SafeHarbor:
                 case Deid.PSEUDONYM:
                     token_kind = _classification(record, f.source).token_kind
                     assert token_kind is not None  # Classification guarantees it for PSEUDONYM
-                    yield f.name, self.pseudonymizer.pseudonym(token_kind, str(raw))
+                    yield f.name, self.pseudonymizer.pseudonym(deid_kind(token_kind), str(raw))
                 case _:
                     raise AssertionError(f"unexpected rule {deid}")
 

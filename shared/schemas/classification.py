@@ -26,6 +26,17 @@ CLINICIAN, INTAKE, BILLING, RESEARCHER = "clinician", "intake", "billing", "rese
 VIEW_NAMES: tuple[str, ...] = (CLINICIAN, INTAKE, BILLING, RESEARCHER)
 
 
+def deid_kind(kind: str) -> str:
+    """The pseudonym namespace of de-identified outputs (researcher view, events leaving the PHI store).
+
+    It differs from the audit trail's (`kind` itself), so a research token cannot be joined to the
+    audit record of who accessed that patient, and the reverse."""
+    return f"deid_{kind}"
+
+
+DEID_PATIENT_KIND = deid_kind("patient")
+
+
 class IdentifierKind(StrEnum):
     """The 18 Safe Harbor identifiers, 45 CFR 164.514(b)(2)(i)(A)-(R), in the rule's order."""
 

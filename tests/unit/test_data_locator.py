@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from shared import data
 from shared.pseudonym import KeyedPseudonymizer
+from shared.schemas.classification import DEID_PATIENT_KIND
 from shared.secrets import LocalSecrets
 from tests.fixtures.data import patient_create
 
@@ -20,10 +21,12 @@ def test_locator_builds_a_working_embedded_stack(app_env: Callable[..., None]) -
 
     pseudonymizer = data.get_pseudonymizer()
     assert isinstance(pseudonymizer, KeyedPseudonymizer)
-    token = pseudonymizer.pseudonym("patient", created.id)
+    token = pseudonymizer.pseudonym(DEID_PATIENT_KIND, created.id)
     assert token.startswith("vlocal:")
     out = data.get_safe_harbor().deidentify(created)
     assert out["patient_token"] == token
+    # Unlinkable to the audit trail's pseudonym for the same patient.
+    assert out["patient_token"] != pseudonymizer.pseudonym("patient", created.id)
     assert out["zip3"] == "000"  # 063 is restricted under the 2000 census the settings chose
 
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from shared.deid import SafeHarbor, age_on
-from shared.schemas.classification import Category, classified_fields
+from shared.schemas.classification import DEID_PATIENT_KIND, Category, classified_fields
 from shared.schemas.lab_results import LabResultRecord
 from shared.schemas.patients import PatientRecord
 from shared.schemas.views import render
@@ -68,7 +68,12 @@ RULES = [
     ("F email removed", {}, "email", None),
     ("H MRN removed", {}, "mrn", None),
     ("I member id removed", {}, "insurance_member_id", None),
-    ("R id -> pseudonym", {"id": "p-1"}, "patient_token", FakePseudonymizer().pseudonym("patient", "p-1")),
+    (
+        "R id -> pseudonym",
+        {"id": "p-1"},
+        "patient_token",
+        FakePseudonymizer().pseudonym(DEID_PATIENT_KIND, "p-1"),
+    ),
     ("free text dropped", {}, "note", None),
     ("clinical codes kept", {"problems": ("E11.9",)}, "problems", ["E11.9"]),
 ]
@@ -125,7 +130,7 @@ def test_lab_result_is_deidentified_too() -> None:
     out = render(lab, "researcher", harbor())
     assert out == {
         "version": 2,
-        "patient_token": FakePseudonymizer().pseudonym("patient", "p-9"),
+        "patient_token": FakePseudonymizer().pseudonym(DEID_PATIENT_KIND, "p-9"),
         "code": "2345-7",
         "value": "98",
         "unit": "mg/dL",
