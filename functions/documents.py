@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from functions.patients import patient_id_from
-from shared.audit import AuditAction, audit_trail
-from shared.blobs import StoredBlob
+from shared.audit import AuditAction, AuditEventType, AuditOutcome, audit_trail
+from shared.blobs import IntegrityError, StoredBlob
 from shared.config import get_settings
 from shared.data import get_document_store, get_repositories
 from shared.errors import NotFound
@@ -92,7 +92,22 @@ def upload_document(req: func.HttpRequest, principal: Principal, ctx: RequestCon
 @phi_route(DOCUMENT_DOWNLOAD)
 def download_document(req: func.HttpRequest, principal: Principal, ctx: RequestContext) -> func.HttpResponse:
     record = get_repositories().documents.get(patient_id_from(req), document_id_from(req))
-    content = get_document_store().read_verified(record.blob_name, record.sha256)
+    try:
+        content = get_document_store().read_verified(record.blob_name, record.sha256)
+    except IntegrityError as error:
+        # A stored document that no longer matches its hash is a security event, not just an error.
+        audit_trail().record_access(
+            AuditAction.READ,
+            "document",
+            record.id,
+            principal,
+            ctx,
+            AuditOutcome.FAILURE,
+            event_type=AuditEventType.SECURITY_ALERT,
+            forwarded_for=ctx.forwarded_for,
+            outcome_reason=error.code,
+        )
+        raise
     audit_trail().record_access(
         AuditAction.READ, "document", record.id, principal, ctx, forwarded_for=ctx.forwarded_for
     )

@@ -139,3 +139,30 @@ def test_download_that_cannot_be_audited_is_503_without_the_document(
     assert response.status_code == 503
     assert b"Quillon" not in response.get_body()
     assert json.loads(response.get_body())["code"] == "dependency_unavailable"
+
+
+def test_a_tampered_document_is_not_returned_and_is_audited_as_a_security_alert(
+    clinical: Clinical, audit_events: list[AuditEvent]
+) -> None:
+    from shared.audit import AuditEventType, AuditOutcome
+    from shared.data import get_repositories
+
+    patient_id = clinical.create_patient()
+    document_id = json.loads(clinical.upload(patient_id).get_body())["documentId"]
+    record = get_repositories().documents.find(document_id)
+    assert record is not None
+    container = get_storage_clients().blob.get_container_client(get_settings().storage.phi_container)
+    container.upload_blob(record.blob_name, b"%PDF-1.7 altered after upload", overwrite=True)
+    audit_events.clear()
+
+    response = clinical.driver.http(
+        "GET", f"patients/{patient_id}/documents/{document_id}", headers=clinical.as_role(Role.CLINICIAN)
+    )
+
+    assert response.status_code == 500
+    assert json.loads(response.get_body())["code"] == "integrity_check_failed"
+    assert b"altered" not in response.get_body()
+    alerts = [e for e in audit_events if e.type is AuditEventType.SECURITY_ALERT]
+    assert len(alerts) == 1
+    assert alerts[0].outcome is AuditOutcome.FAILURE and alerts[0].outcome_reason == "integrity_check_failed"
+    assert not [e for e in audit_events if e.outcome is AuditOutcome.SUCCESS and e.action is AuditAction.READ]
