@@ -44,10 +44,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(server: ThreadingHTTPServer, name: str) -> None:
+class QuietJsonHandler(BaseHTTPRequestHandler):
+    """Base for the loopback doubles here and in tests/fixtures: JSON answers, no access log."""
+
+    def send_json(self, status: int, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None  # keep output (and captured logs) free of server chatter
+
+
+def serve(server: ThreadingHTTPServer, name: str) -> None:
+    """Serve on a daemon thread until `server.shutdown()`."""
     server.daemon_threads = True
     threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, name=name, daemon=True
     ).start()
 
 
@@ -139,7 +154,7 @@ class LoopbackOidc:
         jwk: dict[str, Any] = RSAAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
         jwk.update(kid=self._kid, use="sig", alg="RS256")
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietJsonHandler):
             def do_GET(self) -> None:
                 base = f"http://127.0.0.1:{self.server.server_address[1]}/{oidc.tenant_id}"
                 if self.path == f"/{oidc.tenant_id}/v2.0/.well-known/openid-configuration":
@@ -147,20 +162,12 @@ class LoopbackOidc:
                 elif self.path == f"/{oidc.tenant_id}/discovery/v2.0/keys":
                     body = {"keys": [jwk]}
                 else:
-                    self.send_error(404)
+                    self.send_json(404, b"{}")
                     return
-                payload = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
+                self.send_json(200, json.dumps(body).encode())
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        _serve(self._server, "demo-oidc")
+        serve(self._server, "demo-oidc")
         return self
 
     def stop(self) -> None:
@@ -221,7 +228,7 @@ class IngestionCapture:
     def start(self) -> IngestionCapture:
         capture = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietJsonHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 body = gzip.decompress(raw) if self.headers.get("Content-Encoding") == "gzip" else raw
@@ -232,17 +239,10 @@ class IngestionCapture:
                 except ValueError:
                     count = 0
                 answer = json.dumps({"itemsReceived": count, "itemsAccepted": count, "errors": []}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None  # keep output (and captured logs) free of server chatter
+                self.send_json(200, answer)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        _serve(self._server, "ingestion-capture")
+        serve(self._server, "ingestion-capture")
         return self
 
     def stop(self) -> None:
