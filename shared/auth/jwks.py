@@ -31,7 +31,7 @@ from jwt.exceptions import PyJWKError, PyJWTError
 from shared.auth.fetch import FetchError, fetch_json
 from shared.auth.metadata import JsonFetcher, OidcMetadata, fetch_metadata
 from shared.errors import DependencyUnavailable
-from shared.scrub import safe
+from shared.scrub import safe, safe_reason
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class SigningKeyCache:
                 self._last_failure = now
                 logger.warning(
                     "OIDC key refresh failed (%s); %s",
-                    safe(str(exc.args[0]) if exc.args else "error"),  # fixed codes chosen by fetch.py
+                    safe(safe_reason(str(exc.args[0])) if exc.args else "error"),  # code pattern only
                     safe("keeping last-known-good keys" if current is not None else "no keys available"),
                 )
                 return current
